@@ -1,0 +1,83 @@
+"""The `stockq` command: noun sub-apps with verb commands, over functions callable from Python."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import sqlalchemy.exc
+import typer
+from typer.core import TyperGroup
+
+from stockq import errors
+from stockq.cli import render
+from stockq.cli.context import AppState
+from stockq.settings import Settings
+
+EXIT_ERROR = 1
+
+
+class StockqGroup(TyperGroup):
+    """Maps every error to one line on stderr and a stable exit code; a traceback only with STOCKQ_DEBUG=1."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except errors.StockqError as exc:
+            render.error(exc.message)
+            raise typer.Exit(exc.exit_code) from None
+        except sqlalchemy.exc.OperationalError as exc:
+            if os.environ.get("STOCKQ_DEBUG"):
+                raise
+            render.error(f"The database is unavailable: {_first_line(exc.orig or exc)}")
+            raise typer.Exit(EXIT_ERROR) from None
+        except sqlalchemy.exc.DBAPIError as exc:
+            if os.environ.get("STOCKQ_DEBUG"):
+                raise
+            render.error(f"Database error: {_first_line(exc.orig or exc)}")
+            raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            render.error("Interrupted")
+            raise typer.Exit(130) from None
+
+
+def _first_line(exc: object) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+app = typer.Typer(
+    cls=StockqGroup,
+    help="stockq: a SQL-table job queue for the warehouse, with artisan-style queue commands.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", envvar="STOCKQ_DATABASE_URL", help="SQLAlchemy URL; default: ./stockq.db"),
+    ] = None,
+) -> None:
+    """stockq: workers, failed jobs, imports, PrestaShop sync and warehouse stock, from one command."""
+    ctx.obj = AppState(settings=Settings.from_env().with_database(database_url))
+
+
+def _register() -> None:
+    from stockq.cli import migrate as migrate_cli
+    from stockq.cli import queue as queue_cli
+
+    app.command("migrate")(migrate_cli.migrate)
+    app.add_typer(queue_cli.app, name="queue")
+
+
+def main() -> None:
+    app(prog_name="stockq")
+
+
+_register()
+__all__ = ["app", "main"]

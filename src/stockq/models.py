@@ -1,0 +1,7 @@
+"""Imports every module that defines tables, so that the metadata is complete (for Alembic and tests)."""
+
+from __future__ import annotations
+
+from stockq.queue import models as queue_models
+
+__all__ = ["queue_models"]
