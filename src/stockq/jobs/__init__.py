@@ -1,0 +1,6 @@
+"""stockq's own job classes: the only place where the domain packages meet the queue.
+
+Importing this package registers every built-in job (under the manual's names) in the default registry.
+"""
+
+from __future__ import annotations
