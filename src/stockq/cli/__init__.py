@@ -39,6 +39,18 @@ class StockqGroup(TyperGroup):
         except KeyboardInterrupt:
             render.error("Interrupted")
             raise typer.Exit(130) from None
+        except Exception as exc:
+            if os.environ.get("STOCKQ_DEBUG") or _is_exit(exc):
+                raise
+            render.error(
+                f"Unexpected error: {type(exc).__name__}: {_first_line(exc)} (STOCKQ_DEBUG=1 shows the traceback)"
+            )
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+def _is_exit(exc: BaseException) -> bool:
+    """typer's own control flow (Exit, Abort, usage errors) passes through untouched."""
+    return type(exc).__module__.startswith("typer")
 
 
 def _first_line(exc: object) -> str:

@@ -54,6 +54,8 @@ class Job:
     payload_data: dict[str, Any]
     attempts: int
     job_uuid: str | None
+    _released_with: int | None
+    _failed_with: BaseException | None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -70,8 +72,8 @@ class Job:
         instance.payload_data = dict(kwargs)
         instance.attempts = 0
         instance.job_uuid = None
-        instance._released_with: int | None = None
-        instance._failed_with: BaseException | None = None
+        instance._released_with = None
+        instance._failed_with = None
         return instance
 
     def __init__(self, **kwargs: Any) -> None:

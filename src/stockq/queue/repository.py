@@ -145,9 +145,9 @@ class JobRepository:
             order = (jobs.c.available_at, jobs.c.id)
         picked = (
             sa.select(jobs.c.id)
-            .where(jobs.c.queue == sa.bindparam("queue"), where)
+            .where(jobs.c.queue == sa.bindparam("b_queue"), where)
             .order_by(*order)
-            .limit(sa.bindparam("limit"))
+            .limit(sa.bindparam("b_limit"))
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
@@ -156,8 +156,8 @@ class JobRepository:
             .where(jobs.c.id.in_(picked))
             .values(
                 reserved_at=now,
-                reserved_by=sa.bindparam("worker"),
-                lease_expires_at=now + sa.bindparam("lease", type_=sa.BigInteger()),
+                reserved_by=sa.bindparam("b_worker"),
+                lease_expires_at=now + sa.bindparam("b_lease", type_=sa.BigInteger()),
                 attempts=jobs.c.attempts + 1,
             )
             .returning(
@@ -169,13 +169,13 @@ class JobRepository:
     def reserve(self, queue: str, worker_id: str, *, limit: int = 1, include_expired: bool = True) -> list[ReservedJob]:
         """Lease up to ``limit`` jobs of one queue to ``worker_id``, in one short transaction: rows whose lease
         ran out first (their worker died), then pending rows in (available_at, id) order. Attempts count up."""
-        params = {"queue": queue, "limit": limit, "worker": worker_id, "lease": self.lease_seconds}
+        params = {"b_queue": queue, "b_limit": limit, "b_worker": worker_id, "b_lease": self.lease_seconds}
         reserved: list[ReservedJob] = []
         with self.engine.begin() as conn:
             if include_expired:
                 reserved.extend(_reserved(conn.execute(self._reserve_expired, params)))
             if len(reserved) < limit:
-                params["limit"] = limit - len(reserved)
+                params["b_limit"] = limit - len(reserved)
                 reserved.extend(_reserved(conn.execute(self._reserve_pending, params)))
         reserved.sort(key=lambda job: (job.available_at, job.id))
         return reserved
@@ -185,9 +185,7 @@ class JobRepository:
         if not ids:
             return 0
         with self.engine.begin() as conn:
-            result = conn.execute(
-                sa.delete(jobs).where(jobs.c.id.in_(list(ids)), jobs.c.reserved_by == worker_id)
-            )
+            result = conn.execute(sa.delete(jobs).where(jobs.c.id.in_(list(ids)), jobs.c.reserved_by == worker_id))
         return int(result.rowcount)
 
     def release(self, job_id: int, worker_id: str, *, delay: int, after_exception: bool) -> bool:
@@ -345,9 +343,11 @@ class JobRepository:
         total = 0
         while True:
             with self.engine.begin() as conn:
-                ids = conn.execute(
-                    sa.select(failed_jobs.c.id).where(failed_jobs.c.failed_at < cutoff).limit(chunk)
-                ).scalars().all()
+                ids = (
+                    conn.execute(sa.select(failed_jobs.c.id).where(failed_jobs.c.failed_at < cutoff).limit(chunk))
+                    .scalars()
+                    .all()
+                )
                 if not ids:
                     return total
                 total += int(conn.execute(sa.delete(failed_jobs).where(failed_jobs.c.id.in_(ids))).rowcount)
@@ -392,7 +392,10 @@ class JobRepository:
                 for row in conn.execute(stmt)
             }  # fmt: skip
         names = list(queues) if queues else sorted(found)
-        return [found.get(q) or QueueCounts(queue=q, pending=0, delayed=0, reserved=0, oldest_pending_at=None) for q in names]
+        return [
+            found.get(q) or QueueCounts(queue=q, pending=0, delayed=0, reserved=0, oldest_pending_at=None)
+            for q in names
+        ]
 
     def failed_counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -421,9 +424,7 @@ class JobRepository:
                 .values(heartbeat_at=now, current_job=current_job, status=status, jobs_processed=jobs_processed)
             )
             held = conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.reserved_by == worker_id)
-                .values(lease_expires_at=now + self.lease_seconds)
+                sa.update(jobs).where(jobs.c.reserved_by == worker_id).values(lease_expires_at=now + self.lease_seconds)
             ).rowcount
             restart = conn.execute(
                 sa.select(queue_signals.c.value).where(queue_signals.c.name == RESTART_SIGNAL)
