@@ -46,7 +46,7 @@ def test_exception_releases_with_backoff_then_fails_and_calls_the_hook(
 
 def test_worker_tries_option_applies_when_the_job_sets_none(repo: JobRepository, run_worker: RunWorker) -> None:
     api.dispatch(LeakKey(key="k"))
-    code, events, _ = run_worker(tries=2)
+    _code, events, _ = run_worker(tries=2)
     assert [e.status for e in events if e.name == "tests.LeakKey" and e.status is not JobStatus.STARTING] == [
         JobStatus.RELEASED, JobStatus.FAILED,
     ]  # fmt: skip
@@ -54,7 +54,7 @@ def test_worker_tries_option_applies_when_the_job_sets_none(repo: JobRepository,
 
 def test_backoff_delays_the_retry(repo: JobRepository, run_worker: RunWorker) -> None:
     api.dispatch(LeakKey(key="k"))
-    code, events, _ = run_worker(tries=3, backoff=(3600,))
+    _code, events, _ = run_worker(tries=3, backoff=(3600,))
     assert [e.status for e in events] == [JobStatus.STARTING, JobStatus.RELEASED]
     (counts,) = repo.counts()
     assert counts.delayed == 1
@@ -85,7 +85,7 @@ def test_timed_out_job_with_tries_left_is_released_not_left_reserved(
     repo: JobRepository, run_worker: RunWorker
 ) -> None:
     SleepPython(seconds=30).dispatch()
-    code, events, _ = run_worker(timeout=1, tries=2, backoff=(3600,))
+    _code, events, _ = run_worker(timeout=1, tries=2, backoff=(3600,))
     assert [e.status for e in events] == [JobStatus.STARTING, JobStatus.RELEASED]
     (counts,) = repo.counts()
     assert counts.reserved == 0 and counts.delayed == 1
@@ -167,7 +167,7 @@ def test_restart_signal_stops_the_worker(repo: JobRepository, run_worker: RunWor
 
 def test_secrets_never_reach_failed_jobs(repo: JobRepository, run_worker: RunWorker) -> None:
     LeakKey(key="VERYSECRETKEY42").dispatch()
-    code, events, _ = run_worker()
+    _code, events, _ = run_worker()
     (failed,) = repo.failed()
     assert "VERYSECRETKEY42" not in failed.exception
     assert all("VERYSECRETKEY42" not in (e.message or "") for e in events)

@@ -80,7 +80,13 @@ def json_line(value: Any) -> None:
     sys.stdout.flush()
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, justify: dict[str, str] | None = None) -> None:
+def table(
+    title: str | None,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    justify: dict[str, str] | None = None,
+) -> None:
     justify = justify or {}
     grid = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
