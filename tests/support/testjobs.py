@@ -7,6 +7,7 @@ process ran which job, when, and how often.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any, ClassVar
 
@@ -63,7 +64,8 @@ class Record(stockq.Job):
                 .values(key=self.key, attempt=self.attempts, pid=os.getpid(), started=time.time())
                 .returning(test_runs.c.id)
             ).scalar_one()
-        time.sleep(getattr(self, "seconds", 0))
+        seconds = getattr(self, "first_seconds", None) if self.attempts == 1 else None
+        time.sleep(seconds if seconds is not None else getattr(self, "seconds", 0))
         with engine.begin() as conn:
             conn.execute(sa.update(test_runs).where(test_runs.c.id == run_id).values(finished=time.time()))
 
@@ -89,6 +91,16 @@ class SleepPython(stockq.Job):
         deadline = time.monotonic() + self.seconds
         while time.monotonic() < deadline:
             time.sleep(0.01)
+
+
+class Stuck(stockq.Job):
+    """Ignores the timeout interruption, as code stuck inside a C call would."""
+
+    name = "tests.Stuck"
+
+    def handle(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(self.seconds)
 
 
 class ReleaseSelf(stockq.Job):
