@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +33,7 @@ metadata = Base.metadata
 
 _engines: dict[str, Engine] = {}
 _engines_lock = threading.Lock()
+_dispose_callbacks: list[Callable[[], None]] = []
 
 
 def is_sqlite(bind: Engine | Connection) -> bool:
@@ -59,7 +60,9 @@ def create(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, poolclass=NullPool, **kwargs)
         _configure_sqlite(engine)
         return engine
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
+    # No pre-ping: it costs a round trip per checkout. A connection that died with a server restart fails once
+    # with connection_invalidated set, the pool is refreshed, and callers retry (the worker always does).
+    options: dict[str, Any] = {"pool_size": 5, "max_overflow": 5}
     options.update(kwargs)
     return create_engine(url, **options)
 
@@ -80,6 +83,13 @@ def dispose_engines() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+        for callback in _dispose_callbacks:
+            callback()
+
+
+def on_dispose(callback: Callable[[], None]) -> None:
+    """Call ``callback`` when dispose_engines() drops the engines (so caches of engine-bound objects go too)."""
+    _dispose_callbacks.append(callback)
 
 
 def _configure_sqlite(engine: Engine) -> None:

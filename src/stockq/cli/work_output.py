@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 
 from stockq.cli import render
-from stockq.queue.worker import JobEvent, JobStatus
+from stockq.queue.worker import JobEvent, JobStatus, current_rss_mb
 
 _RESULTS = {
     JobStatus.SUCCESS: "deleted",
@@ -70,8 +70,8 @@ class WorkOutput:
                         f"[bright_black]{'.' * dots}[/] [yellow]RUNNING[/]")  # fmt: skip
             return
         runtime = format_runtime(event.duration or 0.0)
-        if self.verbosity >= 1 and event.memory_mb is not None:
-            runtime = f"{runtime} {event.memory_mb:.1f}MB"
+        if self.verbosity >= 1:
+            runtime = f"{runtime} {current_rss_mb():.1f}MB"
         label, style = {
             JobStatus.SUCCESS: ("DONE", "green"),
             JobStatus.RELEASED: ("FAIL", "yellow"),

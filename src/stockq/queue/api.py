@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
+import sqlalchemy.exc
 from sqlalchemy.engine import Connection
 
 from stockq import db, errors, schema
@@ -14,13 +15,25 @@ from stockq.settings import Settings
 if TYPE_CHECKING:
     from stockq.queue.job import Job
 
+T = TypeVar("T")
+
+
+_repositories: dict[str, JobRepository] = {}
+db.on_dispose(_repositories.clear)
+
 
 def repository(database_url: str | None = None, *, settings: Settings | None = None) -> JobRepository:
-    """The job repository of the configured database (STOCKQ_DATABASE_URL unless given)."""
+    """The job repository of the configured database (STOCKQ_DATABASE_URL unless given); one per process."""
+    cached = _repositories.get(database_url) if database_url is not None and settings is None else None
+    if cached is not None:
+        return cached
     settings = settings or Settings.from_env()
     engine = db.get_engine(database_url or settings.database_url)
     schema.ensure_current(engine)
-    return JobRepository(engine, lease_seconds=settings.lease_seconds, connection_name=settings.connection_name)
+    repo = JobRepository(engine, lease_seconds=settings.lease_seconds, connection_name=settings.connection_name)
+    if database_url is not None:
+        _repositories[database_url] = repo
+    return repo
 
 
 def new_job(job: Job, *, queue: str | None = None, delay: int = 0) -> NewJob:
@@ -41,8 +54,9 @@ def dispatch(
     """Queue one job and return its uuid. With ``conn`` the job is inserted in that open transaction, so it
     becomes visible only if the transaction commits."""
     item = new_job(job, queue=queue, delay=delay)
-    repo = repository(database_url) if conn is None else _repository_for(conn)
-    return repo.push(item, conn=conn)
+    if conn is not None:
+        return _repository_for(conn).push(item, conn=conn)
+    return _retry_once_if_disconnected(lambda: repository(database_url).push(item))
 
 
 def dispatch_many(
@@ -55,9 +69,22 @@ def dispatch_many(
 ) -> list[str]:
     """Queue many jobs in one statement; returns their uuids in order."""
     items = [new_job(job, queue=queue, delay=delay) for job in jobs]
-    repo = repository(database_url) if conn is None else _repository_for(conn)
-    repo.push_many(items, conn=conn)
+    if conn is not None:
+        _repository_for(conn).push_many(items, conn=conn)
+    else:
+        _retry_once_if_disconnected(lambda: repository(database_url).push_many(items))
     return [item.uuid for item in items]
+
+
+def _retry_once_if_disconnected(operation: Callable[[], T]) -> T:
+    """A pooled connection that the server dropped (restart, idle timeout) fails once and is discarded; the
+    insert did not happen, so trying again on a fresh connection cannot queue the job twice."""
+    try:
+        return operation()
+    except sqlalchemy.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        return operation()
 
 
 def _repository_for(conn: Connection) -> JobRepository:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from stockq import db
@@ -95,6 +97,68 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def _reserve_statement(*, expired: bool) -> sa.Update:
+    now = epoch_now()
+    if expired:
+        where = sa.and_(jobs.c.reserved_by.is_not(None), jobs.c.lease_expires_at <= now)
+        order: tuple[Any, ...] = (jobs.c.lease_expires_at, jobs.c.id)
+    else:
+        where = sa.and_(jobs.c.reserved_by.is_(None), jobs.c.available_at <= now)
+        order = (jobs.c.available_at, jobs.c.id)
+    picked = (
+        sa.select(jobs.c.id)
+        .where(jobs.c.queue == sa.bindparam("b_queue"), where)
+        .order_by(*order)
+        .limit(sa.bindparam("b_limit"))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        sa.update(jobs)
+        .where(jobs.c.id.in_(picked))
+        .values(
+            reserved_at=now,
+            reserved_by=sa.bindparam("b_worker"),
+            lease_expires_at=now + sa.bindparam("b_lease", type_=sa.BigInteger()),
+            attempts=jobs.c.attempts + 1,
+        )
+        .returning(
+            jobs.c.id, jobs.c.uuid, jobs.c.queue, jobs.c.payload, jobs.c.attempts, jobs.c.exceptions,
+            jobs.c.available_at,
+        )
+    )  # fmt: skip
+
+
+# Statements are built once: SQLAlchemy then reuses their compiled form from its cache on every execution.
+_INSERT_JOBS = sa.insert(jobs).values(
+    uuid=sa.bindparam("b_uuid"),
+    queue=sa.bindparam("b_queue"),
+    payload=sa.bindparam("b_payload"),
+    attempts=0,
+    exceptions=0,
+    available_at=epoch_now() + sa.bindparam("b_delay", type_=sa.BigInteger()),
+    created_at=epoch_now(),
+)
+_RESERVE_PENDING = _reserve_statement(expired=False)
+_RESERVE_EXPIRED = _reserve_statement(expired=True)
+_DELETE_HELD = sa.delete(jobs).where(
+    jobs.c.id.in_(sa.bindparam("b_ids", expanding=True)), jobs.c.reserved_by == sa.bindparam("b_worker")
+)
+# PostgreSQL takes the ids as one array parameter: the SQL text stays the same whatever the batch size, so psycopg
+# prepares it once and reuses the plan.
+_HELD_BY_ARRAY = sa.and_(
+    jobs.c.id == sa.any_(sa.bindparam("b_ids", type_=postgresql.ARRAY(sa.BigInteger()))),
+    jobs.c.reserved_by == sa.bindparam("b_worker"),
+)
+_DELETE_HELD_PG = sa.delete(jobs).where(_HELD_BY_ARRAY)
+# PostgreSQL: acknowledge the finished batch and reserve the next one in one round trip. The data-modifying CTE
+# runs whatever the outer statement selects; the rows it deletes are held by this worker, so the reservation
+# cannot pick them.
+_ACK_AND_RESERVE_PENDING = _RESERVE_PENDING.add_cte(
+    sa.delete(jobs).where(_HELD_BY_ARRAY).returning(jobs.c.id).cte("acknowledged")
+)
+
+
 class JobRepository:
     """The queue's storage on one database."""
 
@@ -102,8 +166,20 @@ class JobRepository:
         self.engine = engine
         self.lease_seconds = lease_seconds
         self.connection_name = connection_name
-        self._reserve_pending = self._reserve_statement(expired=False)
-        self._reserve_expired = self._reserve_statement(expired=True)
+        self._postgresql = engine.dialect.name == "postgresql"
+        # On PostgreSQL a single statement is its own transaction: autocommit saves the BEGIN and COMMIT round
+        # trips. SQLite keeps explicit IMMEDIATE transactions (see stockq.db).
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgresql else None
+
+    @contextmanager
+    def _single(self) -> Iterator[Connection]:
+        """A connection for one atomic statement."""
+        if self._autocommit is not None:
+            with self._autocommit.connect() as conn:
+                yield conn
+        else:
+            with self.engine.begin() as conn:
+                yield conn
 
     # ---- dispatch ---------------------------------------------------------------------------------------------
 
@@ -115,77 +191,81 @@ class JobRepository:
         """Insert all jobs in one statement (a multi-row INSERT); returns how many."""
         if not new_jobs:
             return 0
-        now = epoch_now()
-        rows = [{"uuid": j.uuid, "queue": j.queue, "payload": j.payload, "delay": j.delay} for j in new_jobs]
-        stmt = sa.insert(jobs).values(
-            uuid=sa.bindparam("uuid"),
-            queue=sa.bindparam("queue"),
-            payload=sa.bindparam("payload"),
-            attempts=0,
-            exceptions=0,
-            available_at=now + sa.bindparam("delay", type_=sa.BigInteger()),
-            created_at=now,
-        )
+        rows = [{"b_uuid": j.uuid, "b_queue": j.queue, "b_payload": j.payload, "b_delay": j.delay} for j in new_jobs]
         if conn is not None:
-            conn.execute(stmt, rows)
+            conn.execute(_INSERT_JOBS, rows)
         else:
-            with self.engine.begin() as own:
-                own.execute(stmt, rows)
+            with self._single() as own:
+                own.execute(_INSERT_JOBS, rows)
         return len(rows)
 
     # ---- reservation and acknowledgement -------------------------------------------------------------------
 
-    def _reserve_statement(self, *, expired: bool) -> sa.Update:
-        now = epoch_now()
-        if expired:
-            where = sa.and_(jobs.c.reserved_by.is_not(None), jobs.c.lease_expires_at <= now)
-            order: tuple[Any, ...] = (jobs.c.lease_expires_at, jobs.c.id)
-        else:
-            where = sa.and_(jobs.c.reserved_by.is_(None), jobs.c.available_at <= now)
-            order = (jobs.c.available_at, jobs.c.id)
-        picked = (
-            sa.select(jobs.c.id)
-            .where(jobs.c.queue == sa.bindparam("b_queue"), where)
-            .order_by(*order)
-            .limit(sa.bindparam("b_limit"))
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        return (
-            sa.update(jobs)
-            .where(jobs.c.id.in_(picked))
-            .values(
-                reserved_at=now,
-                reserved_by=sa.bindparam("b_worker"),
-                lease_expires_at=now + sa.bindparam("b_lease", type_=sa.BigInteger()),
-                attempts=jobs.c.attempts + 1,
-            )
-            .returning(
-                jobs.c.id, jobs.c.uuid, jobs.c.queue, jobs.c.payload, jobs.c.attempts, jobs.c.exceptions,
-                jobs.c.available_at,
-            )
-        )  # fmt: skip
-
-    def reserve(self, queue: str, worker_id: str, *, limit: int = 1, include_expired: bool = True) -> list[ReservedJob]:
-        """Lease up to ``limit`` jobs of one queue to ``worker_id``, in one short transaction: rows whose lease
-        ran out first (their worker died), then pending rows in (available_at, id) order. Attempts count up."""
-        params = {"b_queue": queue, "b_limit": limit, "b_worker": worker_id, "b_lease": self.lease_seconds}
+    def reserve(
+        self,
+        queue: str,
+        worker_id: str,
+        *,
+        limit: int = 1,
+        include_expired: bool = True,
+        acknowledge: Sequence[int] = (),
+    ) -> list[ReservedJob]:
+        """Lease up to ``limit`` jobs of one queue to ``worker_id``: rows whose lease ran out first (their worker
+        died), then pending rows in (available_at, id) order. Attempts count up. ``acknowledge``: finished jobs
+        of this worker to delete in the same round trip."""
+        params: dict[str, Any] = {
+            "b_queue": queue,
+            "b_limit": limit,
+            "b_worker": worker_id,
+            "b_lease": self.lease_seconds,
+        }
         reserved: list[ReservedJob] = []
-        with self.engine.begin() as conn:
+        if acknowledge and not self._postgresql:
+            with self.engine.begin() as conn:  # SQLite: one IMMEDIATE transaction, one fsync
+                conn.execute(_DELETE_HELD, {"b_ids": list(acknowledge), "b_worker": worker_id})
+                return self._reserve_in(conn, params, include_expired)
+        with self._single() as conn:
             if include_expired:
-                reserved.extend(_reserved(conn.execute(self._reserve_expired, params)))
+                reserved.extend(_reserved(conn.execute(_RESERVE_EXPIRED, params)))
+                acknowledge = self._acknowledge_now(conn, acknowledge, worker_id)
             if len(reserved) < limit:
                 params["b_limit"] = limit - len(reserved)
-                reserved.extend(_reserved(conn.execute(self._reserve_pending, params)))
+                if acknowledge:
+                    params["b_ids"] = list(acknowledge)
+                    reserved.extend(_reserved(conn.execute(_ACK_AND_RESERVE_PENDING, params)))
+                else:
+                    reserved.extend(_reserved(conn.execute(_RESERVE_PENDING, params)))
+            else:
+                self._acknowledge_now(conn, acknowledge, worker_id)
         reserved.sort(key=lambda job: (job.available_at, job.id))
         return reserved
+
+    def _reserve_in(self, conn: Connection, params: dict[str, Any], include_expired: bool) -> list[ReservedJob]:
+        reserved: list[ReservedJob] = []
+        limit = params["b_limit"]
+        if include_expired:
+            reserved.extend(_reserved(conn.execute(_RESERVE_EXPIRED, params)))
+        if len(reserved) < limit:
+            params["b_limit"] = limit - len(reserved)
+            reserved.extend(_reserved(conn.execute(_RESERVE_PENDING, params)))
+        reserved.sort(key=lambda job: (job.available_at, job.id))
+        return reserved
+
+    def _acknowledge_now(self, conn: Connection, ids: Sequence[int], worker_id: str) -> Sequence[int]:
+        if ids:
+            conn.execute(self._delete_held, {"b_ids": list(ids), "b_worker": worker_id})
+        return ()
+
+    @property
+    def _delete_held(self) -> sa.Delete:
+        return _DELETE_HELD_PG if self._postgresql else _DELETE_HELD
 
     def delete(self, ids: Sequence[int], worker_id: str) -> int:
         """Acknowledge finished jobs; only rows this worker still holds are deleted."""
         if not ids:
             return 0
-        with self.engine.begin() as conn:
-            result = conn.execute(sa.delete(jobs).where(jobs.c.id.in_(list(ids)), jobs.c.reserved_by == worker_id))
+        with self._single() as conn:
+            result = conn.execute(self._delete_held, {"b_ids": list(ids), "b_worker": worker_id})
         return int(result.rowcount)
 
     def release(self, job_id: int, worker_id: str, *, delay: int, after_exception: bool) -> bool:
@@ -198,7 +278,7 @@ class JobRepository:
         }
         if after_exception:
             values["exceptions"] = jobs.c.exceptions + 1
-        with self.engine.begin() as conn:
+        with self._single() as conn:
             result = conn.execute(
                 sa.update(jobs).where(jobs.c.id == job_id, jobs.c.reserved_by == worker_id).values(**values)
             )
@@ -255,7 +335,7 @@ class JobRepository:
 
     def renew_leases(self, worker_id: str) -> int:
         """Extend the lease of every row this worker holds; returns how many it holds."""
-        with self.engine.begin() as conn:
+        with self._single() as conn:
             result = conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.reserved_by == worker_id)

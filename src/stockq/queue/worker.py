@@ -42,6 +42,7 @@ EXIT_TIMEOUT_STUCK = 124
 # How long a timed-out job may take to unwind after SIGALRM before the heartbeat thread gives up on it.
 TIMEOUT_GRACE_SECONDS = 5.0
 MAX_BATCH = 100
+MEMORY_CHECK_SECONDS = 0.1
 FAST_JOB_SECONDS = 0.01
 SLOW_JOB_SECONDS = 0.1
 
@@ -81,7 +82,6 @@ class JobEvent:
     duration: float | None = None
     exception: str | None = None
     message: str | None = None
-    memory_mb: float | None = None
 
 
 # Both derive from BaseException so that a job's own `except Exception:` cannot swallow the interruption.
@@ -198,6 +198,7 @@ class Worker:
         self._heartbeat_thread: threading.Thread | None = None
         self._main_thread_id = threading.get_ident()
         self._stuck_exit: int | None = None
+        self._memory_checked_at = -MEMORY_CHECK_SECONDS
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class Worker:
     def _stop_reason(self, had_job: bool, started: float) -> StopReason | None:
         if self._quit.is_set():
             return StopReason.INTERRUPTED
-        if current_rss_mb() >= self.options.memory:
+        if self._memory_exceeded():
             return StopReason.MEMORY
         if self._restart_requested:
             return StopReason.RESTART
@@ -262,6 +263,14 @@ class Worker:
         if self.options.max_jobs and self.jobs_processed >= self.options.max_jobs:
             return StopReason.MAX_JOBS
         return None
+
+    def _memory_exceeded(self) -> bool:
+        # Reading /proc costs as much as a no-op job: look at most every MEMORY_CHECK_SECONDS.
+        now = time.monotonic()
+        if now - self._memory_checked_at < MEMORY_CHECK_SECONDS:
+            return False
+        self._memory_checked_at = now
+        return current_rss_mb() >= self.options.memory
 
     def _shutdown(self) -> None:
         self._heartbeat_stop.set()
@@ -326,8 +335,8 @@ class Worker:
             self._acks.clear()
             self._lease_lost.clear()
         if not self._prefetched:
-            self._flush_acks()
             if self._quit.is_set():
+                self._flush_acks()
                 return None
             self._prefetched = self._reserve()
         return self._prefetched.pop(0) if self._prefetched else None
@@ -342,12 +351,15 @@ class Worker:
             self._last_expired_check = now
         for queue in self.options.queues:
             try:
-                jobs = self.repo.reserve(queue, self.worker_id, limit=limit, include_expired=include_expired)
+                jobs = self.repo.reserve(
+                    queue, self.worker_id, limit=limit, include_expired=include_expired, acknowledge=self._acks
+                )
             except sqlalchemy.exc.SQLAlchemyError as exc:
                 if not is_transient(exc):
                     raise
                 self._wait_for_database(exc)
                 return []
+            self._acks = []  # acknowledged in the same round trip
             if jobs:
                 return jobs
         return []
@@ -444,9 +456,8 @@ class Worker:
                 self._record(lambda: self.repo.release(job.id, self.worker_id, delay=instance._released_with or 0,
                                                        after_exception=False))  # fmt: skip
             else:
+                # Deleted with the next reservation (one round trip for both), or at exit.
                 self._acks.append(job.id)
-                if len(self._acks) >= self._batch:
-                    self._flush_acks()
             self._emit(JobStatus.SUCCESS, job, envelope.display_name, started_at, t0)
             self._adapt_batch(time.monotonic() - t0)
         else:
@@ -561,7 +572,6 @@ class Worker:
                 started_at=started_at, duration=None if t0 is None else time.monotonic() - t0,
                 exception=type(exc).__name__ if exc is not None else None,
                 message=redact.redact(str(exc)) if exc is not None else None,
-                memory_mb=current_rss_mb() if status is not JobStatus.STARTING else None,
             )
         )  # fmt: skip
 
