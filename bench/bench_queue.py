@@ -72,7 +72,7 @@ def start_workers(url: str, count: int, *extra: str) -> list[subprocess.Popen[by
             [sys.executable, "-m", "stockq", "queue", "work", "-q", "--sleep=0.05", *extra],
             env=worker_env(url),
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         for _ in range(count)
     ]
     engine = db.get_engine(url)
