@@ -193,3 +193,17 @@ def test_idle_worker_on_postgresql_starts_a_new_job_within_milliseconds(
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=15) == 0
+
+
+def test_a_job_longer_than_the_lease_keeps_its_lease_and_runs_once(
+    db_url: str, spawn: Callable[..., subprocess.Popen[str]]
+) -> None:
+    Record(key="long", seconds=5).dispatch()
+    runner = spawn("--stop-when-empty", "--timeout=30", "-q", lease=2)
+    wait_for(lambda: len(testjobs.runs(db_url)) == 1)
+    thief = spawn("--max-time=7", "--timeout=30", "-q", lease=2)  # polls while the lease would have expired
+    assert runner.wait(timeout=60) == 0
+    assert thief.wait(timeout=60) == 0
+    (run,) = testjobs.runs(db_url)
+    assert run.finished is not None and run.attempt == 1
+    assert repo(db_url).counts() == [] and repo(db_url).failed() == []

@@ -119,7 +119,8 @@ def _reserve_statement(*, expired: bool) -> sa.Update:
         .values(
             reserved_at=now,
             reserved_by=sa.bindparam("b_worker"),
-            lease_expires_at=now + sa.bindparam("b_lease", type_=sa.BigInteger()),
+            # Whole seconds: +1 so that a lease never ends before lease_seconds have passed.
+            lease_expires_at=now + sa.bindparam("b_lease", type_=sa.BigInteger()) + 1,
             attempts=jobs.c.attempts + 1,
         )
         .returning(
@@ -339,7 +340,7 @@ class JobRepository:
             result = conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.reserved_by == worker_id)
-                .values(lease_expires_at=epoch_now() + self.lease_seconds)
+                .values(lease_expires_at=epoch_now() + self.lease_seconds + 1)
             )
         return int(result.rowcount)
 
@@ -504,7 +505,9 @@ class JobRepository:
                 .values(heartbeat_at=now, current_job=current_job, status=status, jobs_processed=jobs_processed)
             )
             held = conn.execute(
-                sa.update(jobs).where(jobs.c.reserved_by == worker_id).values(lease_expires_at=now + self.lease_seconds)
+                sa.update(jobs)
+                .where(jobs.c.reserved_by == worker_id)
+                .values(lease_expires_at=now + self.lease_seconds + 1)
             ).rowcount
             restart = conn.execute(
                 sa.select(queue_signals.c.value).where(queue_signals.c.name == RESTART_SIGNAL)

@@ -196,6 +196,8 @@ class Worker:
         self._last_expired_check = 0.0
         self._heartbeat_stop = threading.Event()
         self._heartbeat_thread: threading.Thread | None = None
+        self._watchdog_thread: threading.Thread | None = None
+        self._renewed_at = time.monotonic()
         self._main_thread_id = threading.get_ident()
         self._stuck_exit: int | None = None
         self._memory_checked_at = -MEMORY_CHECK_SECONDS
@@ -274,8 +276,9 @@ class Worker:
 
     def _shutdown(self) -> None:
         self._heartbeat_stop.set()
-        if self._heartbeat_thread is not None:
-            self._heartbeat_thread.join(timeout=10)
+        for thread in (self._heartbeat_thread, self._watchdog_thread):
+            if thread is not None:
+                thread.join(timeout=10)
         try:
             self._flush_acks()
             if self._prefetched:
@@ -597,36 +600,51 @@ class Worker:
     # ---- heartbeat -------------------------------------------------------------------------------------------
 
     def _start_heartbeat(self) -> None:
+        self._renewed_at = time.monotonic()
         self._heartbeat_thread = threading.Thread(target=self._heartbeat_loop, name="stockq-heartbeat", daemon=True)
+        self._watchdog_thread = threading.Thread(target=self._watchdog_loop, name="stockq-watchdog", daemon=True)
         self._heartbeat_thread.start()
+        self._watchdog_thread.start()
+
+    def _heartbeat_interval(self) -> float:
+        return max(0.5, min(5.0, self.repo.lease_seconds / 4))
 
     def _heartbeat_loop(self) -> None:
-        interval = max(0.5, min(5.0, self.repo.lease_seconds / 4))
-        last_ok = time.monotonic()
-        next_beat = 0.0
-        while not self._heartbeat_stop.wait(0.1):
-            self._check_stuck()
-            now = time.monotonic()
-            if now < next_beat:
-                continue
-            next_beat = now + interval
+        """Renews the leases and records that the worker lives; reads the restart signal."""
+        interval = self._heartbeat_interval()
+        while not self._heartbeat_stop.wait(interval):
             with self._running_lock:
                 current = self._running.envelope.uuid if self._running else None
+            attempt_started = time.monotonic()
             try:
                 self.repo.heartbeat(
                     self.worker_id, current_job=current, jobs_processed=self.jobs_processed,
                     status="paused" if self._paused else ("busy" if current else "idle"),
                 )  # fmt: skip
-                last_ok = time.monotonic()
             except sqlalchemy.exc.SQLAlchemyError as exc:
                 self.on_log(f"Heartbeat failed ({_first_line(exc)})")
-                if time.monotonic() - last_ok > self.repo.lease_seconds - 2 * interval:
-                    self._fence()
                 continue
-            restart = self.repo.last_restart_value
-            if restart != self._restart_seen:
+            self._renewed_at = attempt_started
+            if self.repo.last_restart_value != self._restart_seen:
                 self._restart_requested = True
                 self._wake.set()
+
+    def _watchdog_loop(self) -> None:
+        """Enforces what must not wait on the database: hard timeouts, and fencing when leases go stale. A
+        separate thread, because the heartbeat may itself be blocked in a database call."""
+        interval = self._heartbeat_interval()
+        # Fence before the lease can run out, leaving a margin for a late heartbeat (at least one interval).
+        lease = self.repo.lease_seconds
+        fence_after = lease - min(2 * interval, (lease - interval) / 2)
+        fenced_for: float | None = None
+        while not self._heartbeat_stop.wait(0.1):
+            self._check_stuck()
+            renewed_at = self._renewed_at
+            holding = self._running is not None or bool(self._prefetched) or bool(self._acks)
+            if holding and fenced_for != renewed_at and time.monotonic() - renewed_at > fence_after:
+                fenced_for = renewed_at
+                self.on_log("Leases could not be renewed in time; stopping the running job so it cannot run twice")
+                self._fence()
 
     def _fence(self) -> None:
         """Our leases may have run out: stop the running job so that it never runs in two workers at once."""
