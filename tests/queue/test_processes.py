@@ -32,7 +32,7 @@ def spawn(
 
     def start(*args: str, lease: int = 30) -> subprocess.Popen[str]:
         env = {**os.environ, "STOCKQ_DATABASE_URL": db_url, "STOCKQ_JOBS": "tests.support.testjobs",
-               "STOCKQ_LEASE_SECONDS": str(lease), "PYTHONPATH": str(ROOT)}  # fmt: skip
+               "STOCKQ_LEASE_SECONDS": str(lease), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
         proc = subprocess.Popen(
             [sys.executable, "-m", "stockq", "queue", "work", "--sleep=0.1", *args],
             env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -174,7 +174,7 @@ def test_idle_worker_on_postgresql_starts_a_new_job_within_milliseconds(
         **os.environ,
         "STOCKQ_DATABASE_URL": pg_url,
         "STOCKQ_JOBS": "tests.support.testjobs",
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
     }
     worker = subprocess.Popen(
         [sys.executable, "-m", "stockq", "queue", "work", "--sleep=30", "-q"], env=env, cwd=tmp_path,

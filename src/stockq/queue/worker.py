@@ -226,8 +226,12 @@ class Worker:
                 signal.signal(signum, handler)
 
     def _loop(self, started: float) -> StopReason:
+        was_paused = False
         while True:
             had_job = False
+            if self._paused != was_paused:
+                was_paused = self._paused
+                self.on_log("Worker paused (SIGUSR2); SIGCONT resumes" if was_paused else "Worker resumed (SIGCONT)")
             if self._paused:
                 self._idle(self.options.sleep)
             else:
@@ -308,15 +312,14 @@ class Worker:
         self._quit.set()
         self._wake.set()
 
+    # Signal handlers only set flags: printing from a handler could re-enter a write the main thread is doing.
     def _on_pause(self, signum: int, frame: FrameType | None) -> None:
         self._paused = True
-        self.on_log("Worker paused (SIGUSR2); SIGCONT resumes")
 
     def _on_resume(self, signum: int, frame: FrameType | None) -> None:
         if self._paused:
             self._paused = False
             self._wake.set()
-            self.on_log("Worker resumed (SIGCONT)")
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         reason = self._interrupt
