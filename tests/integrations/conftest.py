@@ -1,0 +1,21 @@
+"""Fixtures: a PrestaShop emulator on loopback per test, and the key it accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from stockq.integrations.prestashop.emulator import EmulatorHandle, start_emulator
+
+KEY = "K3Y5ECRETK3Y5ECRETK3Y5ECRETK3Y5E"
+assert len(KEY) == 32
+
+
+@pytest.fixture
+def shop() -> Iterator[EmulatorHandle]:
+    handle = start_emulator(key=KEY)
+    try:
+        yield handle
+    finally:
+        handle.stop()
