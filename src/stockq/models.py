@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from stockq.queue import models as queue_models
+from stockq.warehouse import models as warehouse_models  # noqa: F401
 
 __all__ = ["queue_models"]
