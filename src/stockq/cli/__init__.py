@@ -85,6 +85,9 @@ def _register() -> None:
 
     app.command("migrate")(migrate_cli.migrate)
     app.add_typer(queue_cli.app, name="queue")
+    from stockq.cli import integrations as integrations_cli
+
+    app.add_typer(integrations_cli.app, name="integrations")
 
 
 def main() -> None:

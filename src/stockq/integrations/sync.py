@@ -1,0 +1,425 @@
+"""Publish stock levels to shops: read the shop's quantities in pages, PUT only the differences.
+
+The quantity published for a linked product is the sum of its stock over the integration's warehouses minus the
+integration's buffer, rounded down to an integer and never below zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from stockq import errors, redact
+from stockq.integrations import models, shops
+from stockq.integrations.prestashop.client import (
+    STOCK_FIELDS,
+    PrestashopClient,
+    PrestashopError,
+    ShopUnavailable,
+    StockAvailable,
+)
+from stockq.integrations.shops import Integration
+
+PAGE_SIZE = 2000
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    """One linked product: what stockq would publish and what the shop has."""
+
+    sku: str
+    product_id: int
+    stock_available_id: int
+    stockq: int
+    shop: int | None
+
+    @property
+    def change(self) -> int | None:
+        return None if self.shop is None else self.stockq - self.shop
+
+
+@dataclass
+class ItemResult:
+    sku: str
+    stock_available_id: int | None
+    from_quantity: int | None
+    to_quantity: int | None
+    result: str  # updated | failed | planned
+    error: str | None = None
+
+
+@dataclass
+class SyncResult:
+    """One integration's run (or why it did not run)."""
+
+    integration_id: int
+    integration_name: str
+    dry_run: bool
+    status: str  # success | partial | failed | skipped
+    run_id: int | None = None
+    checked: int = 0
+    changed: int = 0
+    failed: int = 0
+    message: str | None = None
+    plan: list[PlanItem] = field(default_factory=list)
+    items: list[ItemResult] = field(default_factory=list)
+    requests: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "integration_id": self.integration_id,
+            "integration": self.integration_name,
+            "run_id": self.run_id,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "checked": self.checked,
+            "changed": self.changed,
+            "failed": self.failed,
+            "message": self.message,
+            "plan": [
+                {"sku": p.sku, "stockq": p.stockq, "shop": p.shop, "change": p.change}
+                for p in self.plan
+                if p.change != 0
+            ],
+        }
+
+
+def publishable_quantity(total: Decimal | int | float | None, buffer: int) -> int:
+    """Stock minus the buffer, rounded down, never below zero."""
+    value = Decimal(str(total or 0)) - buffer
+    return max(0, math.floor(value))
+
+
+def stock_totals(conn: Connection, warehouse_codes: tuple[str, ...]) -> dict[int, Decimal]:
+    """Sum of each product's stock over ``warehouse_codes`` (from the warehouse ledger)."""
+    from stockq.warehouse import stock
+
+    totals: dict[int, Decimal] = {}
+    if not warehouse_codes:
+        return totals
+    for level in stock.stock_levels(conn, warehouse_codes=list(warehouse_codes)):
+        product_id = int(_field(level, "product_id"))
+        totals[product_id] = totals.get(product_id, Decimal(0)) + Decimal(str(_field(level, "quantity")))
+    return totals
+
+
+def _field(level: Any, name: str) -> Any:
+    if isinstance(level, dict):
+        return level[name]
+    if hasattr(level, "_mapping"):
+        return level._mapping[name]
+    return getattr(level, name)
+
+
+def select_integrations(
+    engine: Engine, *, integration_id: int | None, force: bool, now: dt.datetime
+) -> tuple[list[Integration], list[SyncResult]]:
+    """The integrations to sync now, and the ones skipped (inactive, or interval not passed) with the reason."""
+    if integration_id is not None:
+        candidates = [shops.get(engine, integration_id)]
+    else:
+        candidates = shops.list_all(engine)
+    due: list[Integration] = []
+    skipped: list[SyncResult] = []
+    for integration in candidates:
+        if not integration.active:
+            if integration_id is not None:
+                skipped.append(_skip(integration, "the integration is disabled"))
+            continue
+        if not force and not integration.is_due(now):
+            assert integration.last_synced_at is not None
+            next_at = integration.last_synced_at + dt.timedelta(minutes=integration.sync_interval_minutes)
+            skipped.append(_skip(integration, f"not due before {next_at:%Y-%m-%d %H:%M:%S} UTC (--force ignores it)"))
+            continue
+        due.append(integration)
+    return due, skipped
+
+
+def _skip(integration: Integration, reason: str) -> SyncResult:
+    return SyncResult(integration.id, integration.name, False, "skipped", message=reason)
+
+
+def sync_inventory(
+    engine: Engine,
+    *,
+    integration_id: int | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    now: dt.datetime | None = None,
+    client_factory: Callable[[Integration], PrestashopClient] | None = None,
+    page_size: int = PAGE_SIZE,
+) -> list[SyncResult]:
+    """Sync every active integration whose interval has passed (all with ``force``; only ``integration_id`` when
+    given). A shop that is down fails its run; the others still run."""
+    now = now or shops.utcnow()
+    due, skipped = select_integrations(engine, integration_id=integration_id, force=force, now=now)
+    results = list(skipped)
+    for integration in due:
+        try:
+            results.append(
+                sync_one(
+                    engine,
+                    integration,
+                    dry_run=dry_run,
+                    progress=progress,
+                    client_factory=client_factory,
+                    page_size=page_size,
+                )
+            )
+        except PrestashopError as exc:
+            failed = getattr(exc, "sync_result", None)
+            results.append(
+                failed or SyncResult(integration.id, integration.name, dry_run, "failed", message=exc.message)
+            )
+    return results
+
+
+def sync_one(
+    engine: Engine,
+    integration: Integration,
+    *,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+    client_factory: Callable[[Integration], PrestashopClient] | None = None,
+    page_size: int = PAGE_SIZE,
+) -> SyncResult:
+    """Sync one integration and log the run. A shop that cannot be reached raises a PrestashopError (with the
+    failed run's SyncResult as ``.sync_result``) after the run is logged as failed, so a job retries."""
+    started = shops.utcnow()
+    result = SyncResult(integration.id, integration.name, dry_run, "running")
+    result.run_id = _start_run(engine, integration.id, started, dry_run)
+    client = client_factory(integration) if client_factory else integration.client()
+    try:
+        with engine.connect() as conn:
+            links = conn.execute(
+                sa.select(
+                    models.product_links.c.product_id,
+                    models.product_links.c.sku,
+                    models.product_links.c.stock_available_id,
+                )
+                .where(models.product_links.c.integration_id == integration.id)
+                .order_by(models.product_links.c.stock_available_id)
+            ).all()
+            totals = stock_totals(conn, integration.warehouse_codes)
+        targets = {
+            int(link.stock_available_id): (
+                link.sku,
+                int(link.product_id),
+                publishable_quantity(totals.get(int(link.product_id)), integration.stock_buffer),
+            )
+            for link in links
+        }
+        total_steps = len(targets)
+        done = 0
+        to_put: list[tuple[PlanItem, StockAvailable]] = []
+        seen: set[int] = set()
+        for page in client.iter_all(
+            "stock_availables", STOCK_FIELDS, page_size=page_size, expected=len(targets) or None
+        ):
+            for fields in page:
+                row = StockAvailable.from_fields(fields)
+                target = targets.get(row.id)
+                if target is None or row.id in seen:
+                    continue
+                seen.add(row.id)
+                sku, product_id, quantity = target
+                plan = PlanItem(sku, product_id, row.id, quantity, row.quantity)
+                result.plan.append(plan)
+                result.checked += 1
+                if quantity != row.quantity:
+                    to_put.append((plan, row))
+                else:
+                    done += 1
+            if progress:
+                progress(done, total_steps)
+        for stock_id, (sku, product_id, quantity) in targets.items():
+            if stock_id not in seen:
+                result.plan.append(PlanItem(sku, product_id, stock_id, quantity, None))
+                result.checked += 1
+                result.failed += 1
+                result.items.append(
+                    ItemResult(
+                        sku,
+                        stock_id,
+                        None,
+                        quantity,
+                        "failed",
+                        f"stock_available {stock_id} is not in the shop any more (run link-products)",
+                    )
+                )
+                done += 1
+        if dry_run:
+            result.items.extend(ItemResult(p.sku, p.stock_available_id, p.shop, p.stockq, "planned") for p, _ in to_put)
+            result.changed = len(to_put)
+            if progress:
+                progress(total_steps, total_steps)
+        else:
+            _push(client, to_put, result, progress, done, total_steps)
+        result.status = "partial" if result.failed else "success"
+        result.message = f"{result.failed} item(s) failed" if result.failed else None
+    except PrestashopError as exc:
+        result.status = "failed"
+        result.message = exc.message
+        result.requests = client.requests_sent
+        _finish_run(engine, integration, result, started, dry_run)
+        exc.sync_result = result  # type: ignore[attr-defined]
+        raise
+    except Exception as exc:
+        result.status = "failed"
+        result.message = redact.redact(f"{type(exc).__name__}: {exc}")
+        _finish_run(engine, integration, result, started, dry_run)
+        raise
+    finally:
+        result.requests = client.requests_sent
+        if client_factory is None:
+            client.close()
+    _finish_run(engine, integration, result, started, dry_run)
+    return result
+
+
+def _push(
+    client: PrestashopClient,
+    to_put: list[tuple[PlanItem, StockAvailable]],
+    result: SyncResult,
+    progress: Progress | None,
+    done: int,
+    total: int,
+) -> None:
+    """PUT every change on up to ``concurrency`` threads. One item's rejection is logged and the run goes on; a
+    shop that stops answering stops the run (the rest would fail the same way)."""
+    if not to_put:
+        if progress:
+            progress(total, total)
+        return
+    with ThreadPoolExecutor(max_workers=client.concurrency) as pool:
+        futures: dict[Future[StockAvailable], PlanItem] = {
+            pool.submit(client.put_stock_available, row, plan.stockq): plan for plan, row in to_put
+        }
+        pending = set(futures)
+        unavailable: ShopUnavailable | None = None
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in finished:
+                plan = futures[future]
+                exc = future.exception()
+                done += 1
+                if exc is None:
+                    result.changed += 1
+                    result.items.append(
+                        ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "updated")
+                    )
+                elif isinstance(exc, ShopUnavailable):
+                    unavailable = unavailable or exc
+                    result.failed += 1
+                    result.items.append(
+                        ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "failed", exc.message)
+                    )
+                elif isinstance(exc, PrestashopError):
+                    result.failed += 1
+                    result.items.append(
+                        ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "failed", exc.message)
+                    )
+                else:
+                    raise exc
+            if unavailable is not None:
+                for future in pending:
+                    future.cancel()
+                pending = {f for f in pending if not f.cancelled()}
+            if progress:
+                progress(done, total)
+        if unavailable is not None:
+            raise unavailable
+
+
+def _start_run(engine: Engine, integration_id: int, started: dt.datetime, dry_run: bool) -> int:
+    with engine.begin() as conn:
+        return int(
+            conn.execute(
+                sa.insert(models.sync_runs)
+                .values(integration_id=integration_id, started_at=started, status="running", dry_run=dry_run)
+                .returning(models.sync_runs.c.id)
+            ).scalar_one()
+        )
+
+
+def _finish_run(
+    engine: Engine, integration: Integration, result: SyncResult, started: dt.datetime, dry_run: bool
+) -> None:
+    """Log the run and its changed/failed items; a real (not dry) successful run also records the links'
+    quantities and the integration's last sync time."""
+    finished = shops.utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(models.sync_runs)
+            .where(models.sync_runs.c.id == result.run_id)
+            .values(
+                finished_at=finished,
+                status=result.status,
+                checked=result.checked,
+                changed=result.changed,
+                failed=result.failed,
+                message=redact.redact(result.message) if result.message else None,
+            )
+        )
+        item_rows = [
+            {
+                "run_id": result.run_id,
+                "sku": item.sku,
+                "stock_available_id": item.stock_available_id,
+                "from_quantity": item.from_quantity,
+                "to_quantity": item.to_quantity,
+                "result": item.result,
+                "error": redact.redact(item.error) if item.error else None,
+            }
+            for item in result.items
+        ]
+        if item_rows:
+            conn.execute(sa.insert(models.sync_items), item_rows)
+        if dry_run:
+            return
+        updated = [
+            {"b_id": item.stock_available_id, "b_quantity": item.to_quantity}
+            for item in result.items
+            if item.result == "updated"
+        ]
+        if updated:
+            links = models.product_links
+            conn.execute(
+                sa.update(links)
+                .where(
+                    links.c.integration_id == integration.id,
+                    links.c.stock_available_id == sa.bindparam("b_id"),
+                )
+                .values(last_quantity=sa.bindparam("b_quantity")),
+                updated,
+            )
+        if result.status in ("success", "partial"):
+            conn.execute(
+                sa.update(models.integrations)
+                .where(models.integrations.c.id == integration.id)
+                .values(last_synced_at=started)
+            )
+
+
+def require_ok(results: Iterable[SyncResult]) -> None:
+    """Raise one StockqError naming every integration whose run failed or left items failed."""
+    bad = [r for r in results if r.status in ("failed", "partial")]
+    if bad:
+        raise errors.StockqError(
+            "; ".join(
+                f"{r.integration_name}: {r.message or r.status}"
+                if r.status == "failed"
+                else f"{r.integration_name}: {r.failed} item(s) failed (see `stockq integrations sync-logs --failed`)"
+                for r in bad
+            )
+        )
