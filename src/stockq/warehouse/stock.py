@@ -1,0 +1,149 @@
+"""Stock levels and the rebuild of ``warehouse_stock_totals`` from the ledger.
+
+Public API (stable):
+
+- ``stock_levels(conn, warehouse_codes=None, skus=None) -> list[StockLevel]``: the cached totals, ordered by
+  warehouse code and SKU (zero rows included).
+- ``recalculate(conn, *, dry_run, warehouse_code=None) -> list[Drift]``: compares the totals with the ledger and,
+  unless ``dry_run``, repairs them; returns the differences (empty: consistent).
+
+The ledger is the items of every document that is not a draft (a cancelled document still counts: its correction
+reverses it). Each item moves ``quantity * stock_sign`` at the document's warehouse and the opposite at its target
+warehouse (MM and corrections of MM). ``recalculate`` is set-based: one statement aggregates the signed movements
+per (warehouse, product), compares them with the stored totals (a full outer join, so stale total rows are seen
+too) and keeps the differences in a temporary table; one ``INSERT … SELECT … ON CONFLICT DO UPDATE`` writes them
+back. Nothing loops over lines in Python. On PostgreSQL the repair first takes ``SHARE ROW EXCLUSIVE`` on the totals
+table, so postings wait for the rebuild instead of being overwritten by it (reads go on); on SQLite the IMMEDIATE
+transaction does the same. Runs inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from stockq.warehouse import models
+from stockq.warehouse._sql import quantize, utcnow
+from stockq.warehouse.warehouses import warehouse_by_code
+
+DRIFT_TABLE = "stockq_stock_drift"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StockLevel:
+    warehouse_code: str
+    sku: str
+    name: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Drift:
+    """A total that differs from the ledger: ``stored`` is None when the total row is missing."""
+
+    warehouse_code: str
+    sku: str
+    stored: Decimal | None
+    recomputed: Decimal
+
+    @property
+    def delta(self) -> Decimal:
+        return self.recomputed - (self.stored or Decimal(0))
+
+
+def stock_levels(
+    conn: Connection, warehouse_codes: Iterable[str] | None = None, skus: Iterable[str] | None = None
+) -> list[StockLevel]:
+    """Cached stock per warehouse and product, optionally only for some warehouses and SKUs."""
+    totals, warehouses, products = models.stock_totals, models.warehouses, models.products
+    query = (
+        sa.select(warehouses.c.code, products.c.sku, products.c.name, totals.c.quantity)
+        .join(warehouses, warehouses.c.id == totals.c.warehouse_id)
+        .join(products, products.c.id == totals.c.product_id)
+        .order_by(warehouses.c.code, products.c.sku)
+    )
+    if warehouse_codes is not None:
+        query = query.where(warehouses.c.code.in_(list(warehouse_codes)))
+    if skus is not None:
+        query = query.where(products.c.sku.in_(list(skus)))
+    return [
+        StockLevel(warehouse_code=code, sku=sku, name=name, quantity=quantize(quantity))
+        for code, sku, name, quantity in conn.execute(query)
+    ]
+
+
+def ledger_sql(*, warehouse_filter: bool) -> str:
+    """The CTE ``ledger(warehouse_id, product_id, quantity)``: signed movements of posted items per key."""
+    source_filter = " AND d.warehouse_id = :warehouse_id" if warehouse_filter else ""
+    target_filter = " AND d.target_warehouse_id = :warehouse_id" if warehouse_filter else ""
+    return f"""
+        moves AS (
+            SELECT d.warehouse_id AS warehouse_id, i.product_id AS product_id, i.quantity * d.stock_sign AS quantity
+            FROM warehouse_document_items i JOIN warehouse_documents d ON d.id = i.document_id
+            WHERE d.status <> 'draft'{source_filter}
+            UNION ALL
+            SELECT d.target_warehouse_id, i.product_id, -(i.quantity * d.stock_sign)
+            FROM warehouse_documents d JOIN warehouse_document_items i ON i.document_id = d.id
+            WHERE d.status <> 'draft' AND d.target_warehouse_id IS NOT NULL{target_filter}
+        ),
+        ledger AS (
+            SELECT warehouse_id, product_id, SUM(quantity) AS quantity FROM moves GROUP BY warehouse_id, product_id
+        )"""
+
+
+def recalculate(conn: Connection, *, dry_run: bool, warehouse_code: str | None = None) -> list[Drift]:
+    """Rebuild the totals (of one warehouse, or all) from the ledger; the differences found (see module doc)."""
+    params: dict[str, object] = {}
+    if warehouse_code is not None:
+        params["warehouse_id"] = warehouse_by_code(conn, warehouse_code).id
+    postgresql = conn.dialect.name == "postgresql"
+    if postgresql and not dry_run:
+        conn.exec_driver_sql("LOCK TABLE warehouse_stock_totals IN SHARE ROW EXCLUSIVE MODE")
+    totals_filter = " WHERE warehouse_id = :warehouse_id" if warehouse_code is not None else ""
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {DRIFT_TABLE}")
+    on_commit = " ON COMMIT DROP" if postgresql else ""
+    conn.execute(
+        sa.text(
+            f"CREATE TEMPORARY TABLE {DRIFT_TABLE}{on_commit} AS WITH {ledger_sql(warehouse_filter=bool(params))} "
+            "SELECT COALESCE(l.warehouse_id, t.warehouse_id) AS warehouse_id, "
+            "COALESCE(l.product_id, t.product_id) AS product_id, "
+            "t.quantity AS stored, ROUND(COALESCE(l.quantity, 0), 4) AS recomputed "
+            f"FROM ledger l FULL OUTER JOIN (SELECT * FROM warehouse_stock_totals{totals_filter}) t "
+            "ON t.warehouse_id = l.warehouse_id AND t.product_id = l.product_id "
+            "WHERE ROUND(COALESCE(t.quantity, 0), 4) <> ROUND(COALESCE(l.quantity, 0), 4)"
+        ),
+        params,
+    )
+    rows = conn.execute(
+        sa.text(
+            f"SELECT w.code, p.sku, d.stored, d.recomputed FROM {DRIFT_TABLE} d "
+            "JOIN warehouses w ON w.id = d.warehouse_id JOIN products p ON p.id = d.product_id "
+            "ORDER BY w.code, p.sku"
+        )
+    ).all()
+    drift = [
+        Drift(
+            warehouse_code=str(code),
+            sku=str(sku),
+            stored=None if stored is None else quantize(stored),
+            recomputed=quantize(recomputed),
+        )
+        for code, sku, stored, recomputed in rows
+    ]
+    if drift and not dry_run:
+        conn.execute(
+            sa.text(
+                "INSERT INTO warehouse_stock_totals (warehouse_id, product_id, quantity, updated_at) "
+                f"SELECT warehouse_id, product_id, recomputed, :now FROM {DRIFT_TABLE} WHERE true "
+                "ON CONFLICT (warehouse_id, product_id) DO UPDATE "
+                "SET quantity = excluded.quantity, updated_at = excluded.updated_at"
+            ),
+            {"now": utcnow()},
+        )
+    if not postgresql:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {DRIFT_TABLE}")
+    return drift
