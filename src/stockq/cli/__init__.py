@@ -85,6 +85,11 @@ def _register() -> None:
 
     app.command("migrate")(migrate_cli.migrate)
     app.add_typer(queue_cli.app, name="queue")
+    from stockq.cli import products as products_cli
+    from stockq.cli import warehouse as warehouse_cli
+
+    app.add_typer(warehouse_cli.app, name="warehouse")
+    app.add_typer(products_cli.app, name="products")
     from stockq.cli import integrations as integrations_cli
 
     app.add_typer(integrations_cli.app, name="integrations")

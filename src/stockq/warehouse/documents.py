@@ -632,8 +632,7 @@ def _check_negative(
 
 
 def _plain(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return text
+    return format_quantity(value)
 
 
 def _series(doc_type: DocumentType, document_date: date) -> str:
@@ -648,3 +647,35 @@ def _next_number(conn: Connection, series: str) -> int:
         index_elements=["series"], set_={"last_number": table.c.last_number + 1}
     ).returning(table.c.last_number)
     return int(conn.execute(statement).scalar_one())
+
+
+def create_and_post(
+    conn: Connection,
+    *,
+    type: str,
+    warehouse_code: str,
+    items: Sequence[ItemInput],
+    target_warehouse_code: str | None = None,
+    contractor: str | None = None,
+    note: str | None = None,
+    post: bool = True,
+) -> Document:
+    """``create_document`` and, with ``post``, ``post_document`` in the same transaction (what the CLI does)."""
+    draft = create_document(
+        conn,
+        type=type,
+        warehouse_code=warehouse_code,
+        items=items,
+        target_warehouse_code=target_warehouse_code,
+        contractor=contractor,
+        note=note,
+    )
+    return post_document(conn, draft.id).document if post else draft
+
+
+def format_quantity(value: Decimal | None) -> str:
+    """``10.5000`` → ``10.5``, ``100.0000`` → ``100`` (exact; no float)."""
+    if value is None:
+        return ""
+    text = format(value.normalize(), "f")
+    return "0" if text in ("-0", "") else text
