@@ -19,3 +19,10 @@ def shop() -> Iterator[EmulatorHandle]:
         yield handle
     finally:
         handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stockq.integrations.prestashop import client
+
+    monkeypatch.setattr(client, "DEFAULT_RETRY", client.RetryPolicy(attempts=2, backoff=(0.01,)))

@@ -99,25 +99,16 @@ def publishable_quantity(total: Decimal | int | float | None, buffer: int) -> in
     return max(0, math.floor(value))
 
 
-def stock_totals(conn: Connection, warehouse_codes: tuple[str, ...]) -> dict[int, Decimal]:
-    """Sum of each product's stock over ``warehouse_codes`` (from the warehouse ledger)."""
+def stock_totals(conn: Connection, warehouse_codes: tuple[str, ...]) -> dict[str, Decimal]:
+    """Sum of each SKU's stock over ``warehouse_codes`` (the warehouse ledger's cached totals)."""
     from stockq.warehouse import stock
 
-    totals: dict[int, Decimal] = {}
+    totals: dict[str, Decimal] = {}
     if not warehouse_codes:
         return totals
     for level in stock.stock_levels(conn, warehouse_codes=list(warehouse_codes)):
-        product_id = int(_field(level, "product_id"))
-        totals[product_id] = totals.get(product_id, Decimal(0)) + Decimal(str(_field(level, "quantity")))
+        totals[level.sku] = totals.get(level.sku, Decimal(0)) + Decimal(level.quantity)
     return totals
-
-
-def _field(level: Any, name: str) -> Any:
-    if isinstance(level, dict):
-        return level[name]
-    if hasattr(level, "_mapping"):
-        return level._mapping[name]
-    return getattr(level, name)
 
 
 def select_integrations(
@@ -201,21 +192,19 @@ def sync_one(
     client = client_factory(integration) if client_factory else integration.client()
     try:
         with engine.connect() as conn:
+            link_table, products = models.product_links, sa.table("products", sa.column("id"), sa.column("sku"))
             links = conn.execute(
-                sa.select(
-                    models.product_links.c.product_id,
-                    models.product_links.c.sku,
-                    models.product_links.c.stock_available_id,
-                )
-                .where(models.product_links.c.integration_id == integration.id)
-                .order_by(models.product_links.c.stock_available_id)
+                sa.select(link_table.c.product_id, products.c.sku, link_table.c.stock_available_id)
+                .join(products, products.c.id == link_table.c.product_id)
+                .where(link_table.c.integration_id == integration.id)
+                .order_by(link_table.c.stock_available_id)
             ).all()
             totals = stock_totals(conn, integration.warehouse_codes)
         targets = {
             int(link.stock_available_id): (
                 link.sku,
                 int(link.product_id),
-                publishable_quantity(totals.get(int(link.product_id)), integration.stock_buffer),
+                publishable_quantity(totals.get(link.sku), integration.stock_buffer),
             )
             for link in links
         }

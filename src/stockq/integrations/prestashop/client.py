@@ -140,6 +140,10 @@ class RetryPolicy:
         return self.backoff[min(attempt - 1, len(self.backoff) - 1)]
 
 
+# The policy of clients built without one (integration clients); tests shorten it.
+DEFAULT_RETRY = RetryPolicy()
+
+
 class PrestashopClient:
     """A client for one shop. Thread-safe: at most ``concurrency`` requests are in flight at once (a semaphore and
     an httpx pool of the same size, so connections are reused)."""
@@ -162,7 +166,7 @@ class PrestashopClient:
         self.shop_name = shop_name or self.base_url
         self.shop_id = shop_id
         self.concurrency = max(1, concurrency)
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or DEFAULT_RETRY
         self._semaphore = threading.BoundedSemaphore(self.concurrency)
         self._http = httpx.Client(
             base_url=self.api_url,
