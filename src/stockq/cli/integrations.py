@@ -69,13 +69,10 @@ def list_integrations(ctx: typer.Context, as_json: JsonOption = False) -> None:
         return
     render.table(
         None,
-        ["ID", "Name", "Type", "URL", "Key", "Shop", "Warehouses", "Buffer", "Interval", "Active", "Last sync"],
+        ["ID", "Name", "URL", "Key", "Warehouses", "Active", "Last sync"],
         [
-            [
-                r["id"], r["name"], r["type"], r["url"], r["api_key"], r["shop_id"] or "default",
-                ",".join(r["warehouses"]), r["stock_buffer"], f"{r['sync_interval_minutes']} min",
-                "yes" if r["active"] else "no", r["last_synced_at"] or "never",
-            ]
+            [r["id"], r["name"], r["url"], r["api_key"], ",".join(r["warehouses"]), "yes" if r["active"] else "no",
+             r["last_synced_at"] or "never"]
             for r in rows
         ],
     )  # fmt: skip
