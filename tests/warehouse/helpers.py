@@ -21,7 +21,7 @@ def ledger_sums(engine: sa.Engine) -> dict[tuple[str, str], Decimal]:
         "SELECT d.type, d.stock_sign, w.code, t.code, p.sku, i.quantity FROM warehouse_document_items i "
         "JOIN warehouse_documents d ON d.id = i.document_id JOIN products p ON p.id = i.product_id "
         "JOIN warehouses w ON w.id = d.warehouse_id LEFT JOIN warehouses t ON t.id = d.target_warehouse_id "
-        "WHERE d.status IN ('posted', 'cancelled')"
+        "WHERE d.posted_at IS NOT NULL"
     )
     sums: dict[tuple[str, str], Decimal] = {}
     with engine.begin() as conn:

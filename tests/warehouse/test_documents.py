@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from stockq import errors
-from stockq.warehouse import documents
+from stockq.warehouse import documents, stock
 from stockq.warehouse.errors import InsufficientStock, InvalidDocumentState
 from tests.warehouse.helpers import assert_gap_free, ledger_sums, numbers, totals
 
@@ -163,6 +163,8 @@ def test_cancel_draft_needs_no_correction_and_leaves_no_number(ledger: sa.Engine
     assert result.correction is None and result.document.status is documents.DocumentStatus.CANCELLED
     assert result.document.number is None
     assert totals(ledger) == {}
+    with ledger.begin() as conn:
+        assert stock.recalculate(conn, dry_run=True) == []  # a cancelled draft is not in the ledger
 
 
 def test_numbers_follow_series_without_gaps_and_drafts_take_none(ledger: sa.Engine) -> None:

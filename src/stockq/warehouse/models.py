@@ -10,7 +10,7 @@
 - ``warehouse_document_items``: lines; ``quantity`` is what moves (for INW the difference booked at posting,
   ``counted_quantity`` what was counted).
 - ``warehouse_stock_totals``: the cache per (warehouse, product) that posting keeps current and
-  ``stock.recalculate`` rebuilds from the ledger (items of documents that are not drafts).
+  ``stock.recalculate`` rebuilds from the ledger (items of every document that was posted: posted_at is set).
 """
 
 from __future__ import annotations

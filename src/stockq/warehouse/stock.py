@@ -7,9 +7,9 @@ Public API (stable):
 - ``recalculate(conn, *, dry_run, warehouse_code=None) -> list[Drift]``: compares the totals with the ledger and,
   unless ``dry_run``, repairs them; returns the differences (empty: consistent).
 
-The ledger is the items of every document that is not a draft (a cancelled document still counts: its correction
-reverses it). Each item moves ``quantity * stock_sign`` at the document's warehouse and the opposite at its target
-warehouse (MM and corrections of MM). ``recalculate`` is set-based: one statement aggregates the signed movements
+The ledger is the items of every document that was posted (``posted_at`` set; a cancelled posted document still
+counts, its correction reverses it; a cancelled draft never counts). Each item moves ``quantity * stock_sign`` at
+the document's warehouse and the opposite at its target warehouse (MM and corrections of MM). ``recalculate`` is set-based: one statement aggregates the signed movements
 per (warehouse, product), compares them with the stored totals (a full outer join, so stale total rows are seen
 too) and keeps the differences in a temporary table; one ``INSERT … SELECT … ON CONFLICT DO UPDATE`` writes them
 back. Nothing loops over lines in Python. On PostgreSQL the repair first takes ``SHARE ROW EXCLUSIVE`` on the totals
@@ -84,11 +84,11 @@ def ledger_sql(*, warehouse_filter: bool) -> str:
         moves AS (
             SELECT d.warehouse_id AS warehouse_id, i.product_id AS product_id, i.quantity * d.stock_sign AS quantity
             FROM warehouse_document_items i JOIN warehouse_documents d ON d.id = i.document_id
-            WHERE d.status <> 'draft'{source_filter}
+            WHERE d.posted_at IS NOT NULL{source_filter}
             UNION ALL
             SELECT d.target_warehouse_id, i.product_id, -(i.quantity * d.stock_sign)
             FROM warehouse_documents d JOIN warehouse_document_items i ON i.document_id = d.id
-            WHERE d.status <> 'draft' AND d.target_warehouse_id IS NOT NULL{target_filter}
+            WHERE d.posted_at IS NOT NULL AND d.target_warehouse_id IS NOT NULL{target_filter}
         ),
         ledger AS (
             SELECT warehouse_id, product_id, SUM(quantity) AS quantity FROM moves GROUP BY warehouse_id, product_id
