@@ -153,9 +153,12 @@ def document_create(
     post: Annotated[bool, typer.Option("--post", help="Post the document at once.")] = False,
 ) -> None:
     """Create a document (a draft, or posted with --post) and print its number (#id for a draft)."""
-    if bool(item) == bool(items):
+    if item and items is None:
+        lines = [items_file.parse_item_option(text) for text in item]
+    elif items is not None and not item:
+        lines = items_file.read_items_file(items)
+    else:
         raise errors.InvalidInput("Give the lines either with --item (repeatable) or with --items FILE")
-    lines = [items_file.parse_item_option(text) for text in item] if item else items_file.read_items_file(items)  # type: ignore[arg-type]
     with state(ctx).engine().begin() as conn:
         document = documents.create_and_post(
             conn,

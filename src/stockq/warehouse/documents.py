@@ -511,7 +511,7 @@ def _lock_totals(conn: Connection, keys: Sequence[StockKey]) -> dict[StockKey, D
             ),
             {"w": [w for w, _ in ordered], "p": [p for _, p in ordered], "now": now},
         )
-        rows = conn.execute(
+        found: Sequence[Any] = conn.execute(
             sa.text(
                 "SELECT t.warehouse_id, t.product_id, t.quantity FROM warehouse_stock_totals t "
                 "JOIN unnest(CAST(:w AS bigint[]), CAST(:p AS bigint[])) AS k(w, p) "
@@ -519,7 +519,7 @@ def _lock_totals(conn: Connection, keys: Sequence[StockKey]) -> dict[StockKey, D
                 "ORDER BY t.warehouse_id, t.product_id FOR UPDATE OF t"
             ),
             {"w": [w for w, _ in ordered], "p": [p for _, p in ordered]},
-        )
+        ).all()
     else:
         # SQLite: the IMMEDIATE transaction already holds the database's only write lock.
         conn.execute(
@@ -538,8 +538,8 @@ def _lock_totals(conn: Connection, keys: Sequence[StockKey]) -> dict[StockKey, D
                     )
                 )
             )
-        rows = [r for r in rows_list if (r[0], r[1]) in wanted]  # type: ignore[assignment]
-    return {(int(w), int(p)): quantize(q) for w, p, q in rows}
+        found = [r for r in rows_list if (r[0], r[1]) in wanted]
+    return {(int(w), int(p)): quantize(q) for w, p, q in found}
 
 
 def _book(conn: Connection, header: Mapping[str, Any]) -> list[StockKey]:

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import sqlalchemy as sa
 
 from stockq.db import metadata
@@ -22,7 +24,7 @@ from stockq.db import metadata
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _quantity() -> sa.Numeric[object]:
+def _quantity() -> sa.Numeric[Decimal]:
     return sa.Numeric(18, 4)
 
 
