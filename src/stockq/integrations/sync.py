@@ -209,51 +209,17 @@ def sync_one(
             for link in links
         }
         total_steps = len(targets)
-        done = 0
-        to_put: list[tuple[PlanItem, StockAvailable]] = []
-        seen: set[int] = set()
-        for page in client.iter_all(
-            "stock_availables", STOCK_FIELDS, page_size=page_size, expected=len(targets) or None
-        ):
-            for fields in page:
-                row = StockAvailable.from_fields(fields)
-                target = targets.get(row.id)
-                if target is None or row.id in seen:
-                    continue
-                seen.add(row.id)
-                sku, product_id, quantity = target
-                plan = PlanItem(sku, product_id, row.id, quantity, row.quantity)
-                result.plan.append(plan)
-                result.checked += 1
-                if quantity != row.quantity:
-                    to_put.append((plan, row))
-                else:
-                    done += 1
-            if progress:
-                progress(done, total_steps)
-        for stock_id, (sku, product_id, quantity) in targets.items():
-            if stock_id not in seen:
-                result.plan.append(PlanItem(sku, product_id, stock_id, quantity, None))
-                result.checked += 1
-                result.failed += 1
-                result.items.append(
-                    ItemResult(
-                        sku,
-                        stock_id,
-                        None,
-                        quantity,
-                        "failed",
-                        f"stock_available {stock_id} is not in the shop any more (run link-products)",
-                    )
-                )
-                done += 1
+        pusher = None if dry_run else _Pusher(client, result, progress, total_steps)
+        try:
+            planned = _compare_pages(client, targets, result, page_size, pusher, progress)
+        finally:
+            if pusher is not None:
+                pusher.finish()
         if dry_run:
-            result.items.extend(ItemResult(p.sku, p.stock_available_id, p.shop, p.stockq, "planned") for p, _ in to_put)
-            result.changed = len(to_put)
+            result.items.extend(ItemResult(p.sku, p.stock_available_id, p.shop, p.stockq, "planned") for p in planned)
+            result.changed = len(planned)
             if progress:
                 progress(total_steps, total_steps)
-        else:
-            _push(client, to_put, result, progress, done, total_steps)
         result.status = "partial" if result.failed else "success"
         result.message = f"{result.failed} item(s) failed" if result.failed else None
     except PrestashopError as exc:
@@ -276,58 +242,113 @@ def sync_one(
     return result
 
 
-def _push(
+def _compare_pages(
     client: PrestashopClient,
-    to_put: list[tuple[PlanItem, StockAvailable]],
+    targets: dict[int, tuple[str, int, int]],
     result: SyncResult,
+    page_size: int,
+    pusher: _Pusher | None,
     progress: Progress | None,
-    done: int,
-    total: int,
-) -> None:
-    """PUT every change on up to ``concurrency`` threads. One item's rejection is logged and the run goes on; a
-    shop that stops answering stops the run (the rest would fail the same way)."""
-    if not to_put:
+) -> list[PlanItem]:
+    """Read the shop's stock rows page by page and hand every difference to ``pusher`` as soon as its page
+    arrives (PUTs overlap the remaining reads). Returns the differences."""
+    changes: list[PlanItem] = []
+    seen: set[int] = set()
+    unchanged = 0
+    for page in client.iter_all("stock_availables", STOCK_FIELDS, page_size=page_size, expected=len(targets) or None):
+        for fields in page:
+            row = StockAvailable.from_fields(fields)
+            target = targets.get(row.id)
+            if target is None or row.id in seen:
+                continue
+            seen.add(row.id)
+            sku, product_id, quantity = target
+            plan = PlanItem(sku, product_id, row.id, quantity, row.quantity)
+            result.plan.append(plan)
+            result.checked += 1
+            if quantity == row.quantity:
+                unchanged += 1
+                continue
+            changes.append(plan)
+            if pusher is not None:
+                pusher.submit(plan, row)
+        if pusher is not None:
+            pusher.unchanged = unchanged
         if progress:
-            progress(total, total)
-        return
-    with ThreadPoolExecutor(max_workers=client.concurrency) as pool:
-        futures: dict[Future[StockAvailable], PlanItem] = {
-            pool.submit(client.put_stock_available, row, plan.stockq): plan for plan, row in to_put
-        }
-        pending = set(futures)
-        unavailable: ShopUnavailable | None = None
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in finished:
-                plan = futures[future]
-                exc = future.exception()
-                done += 1
-                if exc is None:
-                    result.changed += 1
-                    result.items.append(
-                        ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "updated")
-                    )
-                elif isinstance(exc, ShopUnavailable):
-                    unavailable = unavailable or exc
-                    result.failed += 1
-                    result.items.append(
-                        ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "failed", exc.message)
-                    )
-                elif isinstance(exc, PrestashopError):
-                    result.failed += 1
-                    result.items.append(
-                        ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "failed", exc.message)
-                    )
-                else:
-                    raise exc
-            if unavailable is not None:
-                for future in pending:
-                    future.cancel()
-                pending = {f for f in pending if not f.cancelled()}
-            if progress:
-                progress(done, total)
-        if unavailable is not None:
-            raise unavailable
+            progress(unchanged, len(targets))
+    for stock_id, (sku, product_id, quantity) in targets.items():
+        if stock_id not in seen:
+            result.plan.append(PlanItem(sku, product_id, stock_id, quantity, None))
+            result.checked += 1
+            result.failed += 1
+            result.items.append(
+                ItemResult(
+                    sku, stock_id, None, quantity, "failed",
+                    f"stock_available {stock_id} is not in the shop any more (run link-products)",
+                )
+            )  # fmt: skip
+    return changes
+
+
+class _Pusher:
+    """PUTs changes on up to ``concurrency`` threads as they are found. One item's rejection is logged and the run
+    goes on; a shop that stops answering stops the run (the rest would fail the same way)."""
+
+    def __init__(self, client: PrestashopClient, result: SyncResult, progress: Progress | None, total: int) -> None:
+        self.client = client
+        self.result = result
+        self.progress = progress
+        self.total = total
+        self.unchanged = 0
+        self.pool = ThreadPoolExecutor(max_workers=client.concurrency, thread_name_prefix="stockq-put")
+        self.futures: dict[Future[StockAvailable], PlanItem] = {}
+        self.unavailable: ShopUnavailable | None = None
+
+    def submit(self, plan: PlanItem, row: StockAvailable) -> None:
+        if self.unavailable is not None:
+            return
+        future = self.pool.submit(self.client.put_stock_available, row, plan.stockq)
+        future.add_done_callback(self._watch)
+        self.futures[future] = plan
+
+    def _watch(self, future: Future[StockAvailable]) -> None:
+        if not future.cancelled() and isinstance(future.exception(), ShopUnavailable):
+            self.unavailable = self.unavailable or future.exception()  # type: ignore[assignment]
+
+    def finish(self) -> None:
+        """Wait for every PUT, record the outcomes; raise ShopUnavailable if the shop stopped answering."""
+        result = self.result
+        pending = set(self.futures)
+        done = 0
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                if self.unavailable is not None:
+                    for future in pending:
+                        future.cancel()
+                    pending = {f for f in pending if not f.cancelled()}
+                for future in finished:
+                    plan = self.futures[future]
+                    done += 1
+                    exc = future.exception()
+                    if exc is None:
+                        result.changed += 1
+                        result.items.append(
+                            ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "updated")
+                        )
+                    elif isinstance(exc, PrestashopError):
+                        result.failed += 1
+                        result.items.append(
+                            ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "failed", exc.message)
+                        )
+                    else:
+                        raise exc
+                if self.progress:
+                    self.progress(self.unchanged + done, self.total)
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.unavailable is not None:
+            raise self.unavailable
 
 
 def _start_run(engine: Engine, integration_id: int, started: dt.datetime, dry_run: bool) -> int:

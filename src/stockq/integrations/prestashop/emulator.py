@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import re
 import secrets
+import socket
 import threading
 import time
 from collections import Counter
@@ -923,7 +924,7 @@ class Webservice:
                     body = psxml.document(renderer.entity(resource, dict(row), shops))
                 return Answer(200, body.encode(), success=True)
             display = parse_display(query.get("display"), resource, state.major, single=False)
-            rows = [dict(r) for r in table.values() if state.visible(resource, r, shops)]
+            rows = [r for r in table.values() if state.visible(resource, r, shops)]
         fields = {f.name: f for f in FIELDS[resource]}
         for key, raw in query.items():
             found = re.fullmatch(r"filter\[(.+)\]", key)
@@ -947,16 +948,15 @@ class Webservice:
                 raise WsFailure(400, [WsError(34, f'The field "{name}" is not filterable.')])
             predicate = build_filter(name, raw, state.major)
             rows = [r for r in rows if predicate(r.get(name, ""))]
-        for name, descending in reversed(parse_sort(query.get("sort"), resource)):
-            numeric = name == "id" or name.startswith("id_") or name == "quantity"
-            if numeric:
-                rows.sort(key=lambda r, n=name: int(r.get(n) or 0), reverse=descending)
-            else:
-                rows.sort(key=lambda r, n=name: r.get(n, "").lower(), reverse=descending)
+        order = parse_sort(query.get("sort"), resource)
+        if order != [("id", False)]:  # tables are kept in id order already
+            for name, descending in reversed(order):
+                numeric = name == "id" or name.startswith("id_") or name == "quantity"
+                rows.sort(key=_sort_key(name, numeric), reverse=descending)
         offset, count = parse_limit(query.get("limit"))
         rows = rows[offset:] if count is None else rows[offset : offset + count]
         with state.lock:
-            body = renderer.listing(resource, rows, display, shops)
+            body = renderer.listing(resource, [dict(r) for r in rows], display, shops)
         return Answer(200, body.encode(), success=True)
 
     def _delete(self, resource: str, object_id: str | None, query: dict[str, str]) -> Answer:
@@ -1107,6 +1107,12 @@ class Webservice:
         return dict(current)
 
 
+def _sort_key(name: str, numeric: bool) -> Callable[[dict[str, str]], Any]:
+    if numeric:
+        return lambda row: int(row.get(name) or 0)
+    return lambda row: row.get(name, "").lower()
+
+
 def _distance(a: str, b: str) -> int:
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
@@ -1138,6 +1144,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _serve(self) -> None:
         state = self.state

@@ -53,7 +53,9 @@ def text_of(element: etree._Element | None) -> str:
     """The text of an element (CDATA included); '' for a missing or empty element."""
     if element is None:
         return ""
-    return "".join(element.itertext()) if len(element) else (element.text or "")
+    if not len(element):
+        return element.text or ""
+    return "".join(str(part) for part in element.itertext())
 
 
 def cdata(value: object) -> str:
