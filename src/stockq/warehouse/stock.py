@@ -9,8 +9,10 @@ Public API (stable):
 
 The ledger is the items of every document that was posted (``posted_at`` set; a cancelled posted document still
 counts, its correction reverses it; a cancelled draft never counts). Each item moves ``quantity * stock_sign`` at
-the document's warehouse and the opposite at its target warehouse (MM and corrections of MM). ``recalculate`` is set-based: one statement aggregates the signed movements
-per (warehouse, product), compares them with the stored totals (a full outer join, so stale total rows are seen
+the document's warehouse and the opposite at its target warehouse (MM and corrections of MM).
+
+``recalculate`` is set-based: one statement aggregates the signed movements
+per (warehouse, product), compares them with the stored totals in the same aggregate (so stale total rows are seen
 too) and keeps the differences in a temporary table; one ``INSERT … SELECT … ON CONFLICT DO UPDATE`` writes them
 back. Nothing loops over lines in Python. On PostgreSQL the repair first takes ``SHARE ROW EXCLUSIVE`` on the totals
 table, so postings wait for the rebuild instead of being overwritten by it (reads go on); on SQLite the IMMEDIATE
@@ -76,23 +78,36 @@ def stock_levels(
     ]
 
 
-def ledger_sql(*, warehouse_filter: bool) -> str:
-    """The CTE ``ledger(warehouse_id, product_id, quantity)``: signed movements of posted items per key."""
+def movements_sql(*, warehouse_filter: bool) -> str:
+    """SELECT of ``(warehouse_id, product_id, quantity)``: the signed movement of every posted item (two rows for an
+    MM line: out of the source, into the target)."""
     source_filter = " AND d.warehouse_id = :warehouse_id" if warehouse_filter else ""
     target_filter = " AND d.target_warehouse_id = :warehouse_id" if warehouse_filter else ""
     return f"""
-        moves AS (
-            SELECT d.warehouse_id AS warehouse_id, i.product_id AS product_id, i.quantity * d.stock_sign AS quantity
-            FROM warehouse_document_items i JOIN warehouse_documents d ON d.id = i.document_id
-            WHERE d.posted_at IS NOT NULL{source_filter}
+        SELECT d.warehouse_id AS warehouse_id, i.product_id AS product_id, i.quantity * d.stock_sign AS quantity
+        FROM warehouse_document_items i JOIN warehouse_documents d ON d.id = i.document_id
+        WHERE d.posted_at IS NOT NULL{source_filter}
+        UNION ALL
+        SELECT d.target_warehouse_id, i.product_id, -(i.quantity * d.stock_sign)
+        FROM warehouse_documents d JOIN warehouse_document_items i ON i.document_id = d.id
+        WHERE d.posted_at IS NOT NULL AND d.target_warehouse_id IS NOT NULL{target_filter}"""
+
+
+def drift_sql(*, warehouse_filter: bool) -> str:
+    """SELECT of ``(warehouse_id, product_id, stored, recomputed)`` for every key whose stored total differs from
+    the ledger. One aggregate over the movements and the stored totals together (a total row contributes its
+    quantity as ``stored`` and nothing to the sum), so it is a single pass on both databases, with no join."""
+    totals_filter = " WHERE warehouse_id = :warehouse_id" if warehouse_filter else ""
+    return f"""
+        SELECT warehouse_id, product_id, MAX(stored) AS stored, ROUND(COALESCE(SUM(moved), 0), 4) AS recomputed
+        FROM (
+            SELECT m.warehouse_id, m.product_id, NULL AS stored, m.quantity AS moved
+            FROM ({movements_sql(warehouse_filter=warehouse_filter)}) m
             UNION ALL
-            SELECT d.target_warehouse_id, i.product_id, -(i.quantity * d.stock_sign)
-            FROM warehouse_documents d JOIN warehouse_document_items i ON i.document_id = d.id
-            WHERE d.posted_at IS NOT NULL AND d.target_warehouse_id IS NOT NULL{target_filter}
-        ),
-        ledger AS (
-            SELECT warehouse_id, product_id, SUM(quantity) AS quantity FROM moves GROUP BY warehouse_id, product_id
-        )"""
+            SELECT warehouse_id, product_id, quantity, NULL FROM warehouse_stock_totals{totals_filter}
+        ) k
+        GROUP BY warehouse_id, product_id
+        HAVING ROUND(COALESCE(MAX(stored), 0), 4) <> ROUND(COALESCE(SUM(moved), 0), 4)"""
 
 
 def recalculate(conn: Connection, *, dry_run: bool, warehouse_code: str | None = None) -> list[Drift]:
@@ -103,19 +118,10 @@ def recalculate(conn: Connection, *, dry_run: bool, warehouse_code: str | None =
     postgresql = conn.dialect.name == "postgresql"
     if postgresql and not dry_run:
         conn.exec_driver_sql("LOCK TABLE warehouse_stock_totals IN SHARE ROW EXCLUSIVE MODE")
-    totals_filter = " WHERE warehouse_id = :warehouse_id" if warehouse_code is not None else ""
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {DRIFT_TABLE}")
     on_commit = " ON COMMIT DROP" if postgresql else ""
     conn.execute(
-        sa.text(
-            f"CREATE TEMPORARY TABLE {DRIFT_TABLE}{on_commit} AS WITH {ledger_sql(warehouse_filter=bool(params))} "
-            "SELECT COALESCE(l.warehouse_id, t.warehouse_id) AS warehouse_id, "
-            "COALESCE(l.product_id, t.product_id) AS product_id, "
-            "t.quantity AS stored, ROUND(COALESCE(l.quantity, 0), 4) AS recomputed "
-            f"FROM ledger l FULL OUTER JOIN (SELECT * FROM warehouse_stock_totals{totals_filter}) t "
-            "ON t.warehouse_id = l.warehouse_id AND t.product_id = l.product_id "
-            "WHERE ROUND(COALESCE(t.quantity, 0), 4) <> ROUND(COALESCE(l.quantity, 0), 4)"
-        ),
+        sa.text(f"CREATE TEMPORARY TABLE {DRIFT_TABLE}{on_commit} AS {drift_sql(warehouse_filter=bool(params))}"),
         params,
     )
     rows = conn.execute(
