@@ -1,17 +1,23 @@
-"""Queue benchmark: dispatch (single, bulk), drain with 1 and 4 worker processes, idle pick-up latency.
+"""Queue benchmark: dispatch (single, bulk), drain with 1/2/4/8 worker processes, idle pick-up latency, and a
+SQLite crash check.
 
     python bench/bench_queue.py [--quick] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
-Each figure is the median of 3 runs in fresh databases (a SQLite file, a new PostgreSQL database). Drain: idle workers
-(default settings, -q) are running; the clock starts when a bulk dispatch commits and stops when the jobs table is
-empty (every job run and acknowledged).
+Each figure is the median of 3 runs in fresh databases (a SQLite file, a new PostgreSQL database). Drain is
+measured exactly as for the peers (bench/peers/__init__.py): idle workers (default settings, -q; on SQLite
+--sleep=0.01, the polling interval huey gets) are running and have run one warm-up job; the clock starts when a
+bulk dispatch of N no-op jobs has committed and stops when the jobs table is empty (polled every 10 ms). The no-op
+jobs append their uuid to a per-process file, so every drain also checks that each job ran exactly once (and that
+failed_jobs is empty).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -20,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -34,6 +41,39 @@ from stockq import db, schema  # noqa: E402
 from stockq.queue import api  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+POLL_SECONDS = 0.01
+WORKER_COUNTS = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class DrainRun:
+    """One drain: its rate and what the execution logs say about exactly-once."""
+
+    rate: float
+    dispatched: int
+    executions: int
+    missing: int  # dispatched jobs that never ran
+    duplicates: int  # extra executions of jobs that ran more than once
+    failed: int
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.missing == 0 and self.duplicates == 0 and self.failed == 0 and self.executions == self.dispatched
+
+
+@dataclass(frozen=True)
+class CrashCheck:
+    """A SQLite worker SIGKILLed mid-drain, then restarted."""
+
+    dispatched: int
+    ran_before_kill: int
+    lost: int  # dispatched, never ran, and neither queued nor in failed_jobs: gone
+    reruns: int  # jobs run twice (the killed worker ran them but could not acknowledge them)
+    failed_unrun: int  # in failed_jobs without having run (their attempt was counted when the killed worker took them)
+
+    @property
+    def no_job_lost(self) -> bool:
+        return self.lost == 0
 
 
 @contextmanager
@@ -60,19 +100,26 @@ def fresh_database(backend: str, pg_admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def worker_env(url: str) -> dict[str, str]:
-    return {**os.environ, "STOCKQ_DATABASE_URL": url, "STOCKQ_JOBS": "benchjobs",
-            "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+def worker_env(url: str, log_dir: str | None = None, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "STOCKQ_DATABASE_URL": url, "STOCKQ_JOBS": "benchjobs",
+           "PYTHONPATH": os.pathsep.join([str(BENCH), os.environ.get("PYTHONPATH", "")]), **extra}  # fmt: skip
+    if log_dir is not None:
+        env["STOCKQ_BENCH_LOG_DIR"] = log_dir
+    return env
 
 
-def start_workers(url: str, count: int, *extra: str) -> list[subprocess.Popen[bytes]]:
-    """Start ``count`` idle workers and wait until every one has registered."""
+def worker_command(url: str) -> list[str]:
+    """stockq's worker with its default settings; quiet, and on SQLite polling every 10 ms (as huey does here)."""
+    command = [sys.executable, "-m", "stockq", "queue", "work", "-q"]
+    if url.startswith("sqlite"):
+        command.append("--sleep=0.01")
+    return command
+
+
+def start_workers(url: str, count: int, log_dir: str, **extra_env: str) -> list[subprocess.Popen[bytes]]:
+    """Start ``count`` workers and wait until every one has registered."""
     procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "stockq", "queue", "work", "-q", "--sleep=0.05", *extra],
-            env=worker_env(url),
-            stdout=subprocess.DEVNULL,
-        )
+        subprocess.Popen(worker_command(url), env=worker_env(url, log_dir, **extra_env), stdout=subprocess.DEVNULL)
         for _ in range(count)
     ]
     engine = db.get_engine(url)
@@ -93,13 +140,30 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             raise SystemExit(f"worker exited {proc.returncode}")
 
 
-def wait_until_drained(url: str) -> float:
+def wait_until_drained(url: str, timeout: float = 600) -> float:
+    """perf_counter time at which the jobs table was first seen empty."""
     engine = db.get_engine(url)
-    while True:
-        with engine.connect() as conn:
+    deadline = time.monotonic() + timeout
+    with engine.connect() as conn:
+        while time.monotonic() < deadline:
             if conn.execute(sa.text("SELECT 1 FROM jobs LIMIT 1")).first() is None:
                 return time.perf_counter()
-        time.sleep(0.005)
+            conn.rollback()  # a fresh snapshot for the next poll
+            time.sleep(POLL_SECONDS)
+    raise SystemExit("jobs were not drained in time")
+
+
+def executions(log_dir: str) -> collections.Counter[str]:
+    """How many times each job uuid ran, from the CountedNoop logs."""
+    counts: collections.Counter[str] = collections.Counter()
+    for path in Path(log_dir).glob("*.log"):
+        counts.update(line for line in path.read_text().splitlines() if line)
+    return counts
+
+
+def failed_count(url: str) -> int:
+    with db.get_engine(url).connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM failed_jobs")).scalar_one())
 
 
 def median_of(runs: int, measure: Callable[[], float]) -> float:
@@ -107,7 +171,9 @@ def median_of(runs: int, measure: Callable[[], float]) -> float:
 
 
 def single_dispatch(backend: str, pg: str, n: int) -> float:
+    """Jobs/s dispatched one at a time (each its own committed insert)."""
     with fresh_database(backend, pg) as url:
+        api.dispatch(benchjobs.Noop(), database_url=url)  # engine and repository warm, as for the peers
         t0 = time.perf_counter()
         for _ in range(n):
             api.dispatch(benchjobs.Noop(), database_url=url)
@@ -115,31 +181,80 @@ def single_dispatch(backend: str, pg: str, n: int) -> float:
 
 
 def bulk_dispatch(backend: str, pg: str, n: int) -> float:
+    """Jobs/s of one dispatch_many of ``n`` jobs (building the job objects included)."""
     with fresh_database(backend, pg) as url:
-        items = [benchjobs.Noop() for _ in range(n)]
+        api.dispatch(benchjobs.Noop(), database_url=url)
         t0 = time.perf_counter()
-        stockq.dispatch_many(items, database_url=url)
+        stockq.dispatch_many([benchjobs.Noop() for _ in range(n)], database_url=url)
         return n / (time.perf_counter() - t0)
 
 
-def drain(backend: str, pg: str, n: int, workers: int) -> float:
-    """Jobs per second from the commit of a bulk dispatch to an empty jobs table, with idle workers waiting."""
-    with fresh_database(backend, pg) as url:
-        procs = start_workers(url, workers)
+def drain(backend: str, pg: str, n: int, workers: int) -> DrainRun:
+    """Jobs/s from the commit of a bulk dispatch to an empty jobs table, with idle (warmed-up) workers waiting;
+    every execution is logged, so the run also says whether each job ran exactly once."""
+    with fresh_database(backend, pg) as url, tempfile.TemporaryDirectory() as log_dir:
+        procs = start_workers(url, workers, log_dir)
         try:
-            stockq.dispatch_many([benchjobs.Noop() for _ in range(n)], database_url=url)
+            warm = stockq.dispatch_many([benchjobs.CountedNoop() for _ in range(workers)], database_url=url)
+            wait_until_drained(url, timeout=120)
+            time.sleep(0.3)  # back to idle
+            uuids = stockq.dispatch_many([benchjobs.CountedNoop() for _ in range(n)], database_url=url)
             t0 = time.perf_counter()
             elapsed = wait_until_drained(url) - t0
         finally:
             stop_workers(procs)
+        counts = executions(log_dir)
+        for done in warm:
+            counts.pop(done, None)
+        missing = sum(1 for u in uuids if u not in counts)
+        duplicates = sum(c - 1 for c in counts.values() if c > 1)
+        return DrainRun(
+            rate=n / elapsed, dispatched=n, executions=sum(counts.values()), missing=missing,
+            duplicates=duplicates, failed=failed_count(url),
+        )  # fmt: skip
+
+
+def drain_median(backend: str, pg: str, n: int, workers: int, runs: int) -> tuple[float, bool]:
+    """Median drain rate of ``runs`` runs, and whether every job ran exactly once in every run."""
+    results = [drain(backend, pg, n, workers) for _ in range(runs)]
+    return statistics.median(r.rate for r in results), all(r.exactly_once for r in results)
+
+
+def sqlite_crash_check(n: int, lease_seconds: int = 2) -> CrashCheck:
+    """Start a SQLite worker draining ``n`` jobs, SIGKILL it mid-drain, restart it, and check that no job is lost:
+    every dispatched job either ran (possibly twice) or is still in jobs or failed_jobs (retryable). The worker
+    runs with its default settings (--tries=1), except short leases so that the jobs the killed worker held come
+    back quickly."""
+    with fresh_database("sqlite", DEFAULT_PG) as url, tempfile.TemporaryDirectory() as log_dir:
+        uuids = stockq.dispatch_many([benchjobs.CountedNoop() for _ in range(n)], database_url=url)
+        env = {"STOCKQ_LEASE_SECONDS": str(lease_seconds)}
+        procs = start_workers(url, 1, log_dir, **env)
+        deadline = time.monotonic() + 120
+        while sum(executions(log_dir).values()) < n // 3 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait()
+        ran_before = sum(executions(log_dir).values())
+        with db.get_engine(url).begin() as conn:  # the killed worker cannot unregister itself
+            conn.execute(sa.text("DELETE FROM queue_workers"))
+        restarted = start_workers(url, 1, log_dir, **env)
+        try:
+            wait_until_drained(url, timeout=120)
+        finally:
+            stop_workers(restarted)
+        counts = executions(log_dir)
         with db.get_engine(url).connect() as conn:
-            failed = conn.execute(sa.text("SELECT count(*) FROM failed_jobs")).scalar_one()
-        if failed:
-            raise SystemExit(f"drain failed {failed} jobs")
-        return n / elapsed
+            queued = set(conn.execute(sa.text("SELECT uuid FROM jobs")).scalars())
+            failed = set(conn.execute(sa.text("SELECT uuid FROM failed_jobs")).scalars())
+        lost = sum(1 for u in uuids if u not in counts and u not in queued and u not in failed)
+        return CrashCheck(
+            dispatched=n, ran_before_kill=ran_before, lost=lost,
+            reruns=sum(c - 1 for c in counts.values() if c > 1), failed_unrun=len(failed - set(counts)),
+        )  # fmt: skip
 
 
 def pickup_latency(pg: str, samples: int) -> tuple[float, float]:
+    """Idle pick-up latency (dispatch → handle starts) in ms on PostgreSQL: p50, p99."""
     with fresh_database("postgresql", pg) as url:
         benchjobs.probes.metadata.create_all(db.get_engine(url))
         proc = subprocess.Popen([sys.executable, "-m", "stockq", "queue", "work", "-q", "--sleep=30"],
@@ -166,30 +281,104 @@ def pickup_latency(pg: str, samples: int) -> tuple[float, float]:
         return p50, p99
 
 
+@dataclass(frozen=True)
+class QueueSizes:
+    single: int
+    bulk: int
+    drain: int
+    latency_samples: int
+    crash_jobs: int
+    runs: int = 3
+
+    @classmethod
+    def for_run(cls, quick: bool) -> QueueSizes:
+        if quick:
+            return cls(single=200, bulk=1_000, drain=1_000, latency_samples=30, crash_jobs=1_000)
+        return cls(single=2_000, bulk=10_000, drain=10_000, latency_samples=200, crash_jobs=5_000)
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    """Everything run_all reports for stockq."""
+
+    pg_single: float
+    pg_bulk: float
+    pg_drain: dict[int, float]  # workers -> jobs/s
+    pg_exactly_once: dict[int, bool]
+    sqlite_single: float
+    sqlite_bulk: float
+    sqlite_drain: float
+    sqlite_exactly_once: bool
+    latency_p50_ms: float
+    latency_p99_ms: float
+    crash: CrashCheck
+
+
+def measure(pg: str, sizes: QueueSizes, *, log: Callable[[str], None] = print) -> QueueFigures:
+    """Every stockq figure, each the median of sizes.runs runs."""
+    runs = sizes.runs
+    log("stockq: dispatch")
+    pg_single = median_of(runs, lambda: single_dispatch("postgresql", pg, sizes.single))
+    pg_bulk = median_of(runs, lambda: bulk_dispatch("postgresql", pg, sizes.bulk))
+    sqlite_single = median_of(runs, lambda: single_dispatch("sqlite", pg, sizes.single))
+    sqlite_bulk = median_of(runs, lambda: bulk_dispatch("sqlite", pg, sizes.bulk))
+    pg_drain: dict[int, float] = {}
+    pg_once: dict[int, bool] = {}
+    for workers in WORKER_COUNTS:
+        log(f"stockq: drain, PostgreSQL, {workers} worker(s)")
+        pg_drain[workers], pg_once[workers] = drain_median("postgresql", pg, sizes.drain, workers, runs)
+    log("stockq: drain, SQLite")
+    sqlite_drain, sqlite_once = drain_median("sqlite", pg, sizes.drain, 1, runs)
+    log("stockq: pick-up latency")
+    p50, p99 = pickup_latency(pg, sizes.latency_samples)
+    log("stockq: SQLite crash check")
+    crash = sqlite_crash_check(sizes.crash_jobs)
+    return QueueFigures(
+        pg_single=pg_single, pg_bulk=pg_bulk, pg_drain=pg_drain, pg_exactly_once=pg_once,
+        sqlite_single=sqlite_single, sqlite_bulk=sqlite_bulk, sqlite_drain=sqlite_drain,
+        sqlite_exactly_once=sqlite_once, latency_p50_ms=p50, latency_p99_ms=p99, crash=crash,
+    )  # fmt: skip
+
+
+def markdown(figures: QueueFigures, sizes: QueueSizes) -> str:
+    """stockq's own figures as markdown (run_all adds the peers and the ratios)."""
+    once = all(figures.pg_exactly_once.values()) and figures.sqlite_exactly_once
+    lines = [
+        f"stockq queue — median of {sizes.runs}; single dispatch {sizes.single:,} jobs, bulk {sizes.bulk:,}, "
+        f"drain {sizes.drain:,} no-op jobs",
+        "",
+        "| database | single dispatch/s | bulk dispatch/s | "
+        + " | ".join(f"drain/s, {w} worker{'s' if w > 1 else ''}" for w in WORKER_COUNTS)
+        + " |",
+        "|---|---:|---:|" + "---:|" * len(WORKER_COUNTS),
+        f"| PostgreSQL | {figures.pg_single:,.0f} | {figures.pg_bulk:,.0f} | "
+        + " | ".join(f"{figures.pg_drain[w]:,.0f}" for w in WORKER_COUNTS)
+        + " |",
+        f"| SQLite | {figures.sqlite_single:,.0f} | {figures.sqlite_bulk:,.0f} | {figures.sqlite_drain:,.0f} |"
+        + " - |" * (len(WORKER_COUNTS) - 1),
+        "",
+        f"Every job ran exactly once in every drain: {'yes' if once else 'NO'}.",
+        f"Idle pick-up latency (PostgreSQL, {sizes.latency_samples} samples): p50 {figures.latency_p50_ms:.1f} ms, "
+        f"p99 {figures.latency_p99_ms:.1f} ms.",
+        f"SQLite crash check ({figures.crash.dispatched:,} jobs, worker SIGKILLed after "
+        f"{figures.crash.ran_before_kill:,}, restarted): no job lost on a crash: "
+        f"{'yes' if figures.crash.no_job_lost else 'NO'} ({figures.crash.lost} lost, {figures.crash.reruns} re-run, "
+        f"{figures.crash.failed_unrun} moved to failed_jobs unrun, retryable with queue:retry).",
+    ]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--pg-url", default=os.environ.get("STOCKQ_BENCH_PG_URL", DEFAULT_PG))
     args = parser.parse_args()
-    n_drain, n_single, n_bulk, samples = (1_000, 200, 1_000, 30) if args.quick else (10_000, 2_000, 10_000, 200)
-    runs = 3
-
-    rows = []
-    for backend in ("sqlite", "postgresql"):
-        single = median_of(runs, lambda b=backend: single_dispatch(b, args.pg_url, n_single))
-        bulk = median_of(runs, lambda b=backend: bulk_dispatch(b, args.pg_url, n_bulk))
-        drain1 = median_of(runs, lambda b=backend: drain(b, args.pg_url, n_drain, 1))
-        drain4 = median_of(runs, lambda b=backend: drain(b, args.pg_url, n_drain, 4))
-        rows.append((backend, single, bulk, drain1, drain4))
-    p50, p99 = pickup_latency(args.pg_url, samples)
-
-    print(f"\nstockq queue benchmark — {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-          f" SQLAlchemy {sa.__version__}; median of {runs}; drain of {n_drain:,} no-op jobs\n")  # fmt: skip
-    print("| database | single dispatch/s | bulk dispatch/s | drain/s, 1 worker | drain/s, 4 workers |")
-    print("|---|---:|---:|---:|---:|")
-    for backend, single, bulk, drain1, drain4 in rows:
-        print(f"| {backend} | {single:,.0f} | {bulk:,.0f} | {drain1:,.0f} | {drain4:,.0f} |")
-    print(f"\nIdle pick-up latency (PostgreSQL, LISTEN/NOTIFY, {samples} samples): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    sizes = QueueSizes.for_run(args.quick)
+    figures = measure(args.pg_url, sizes, log=lambda m: print(m, file=sys.stderr))
+    print(
+        f"\n{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLAlchemy {sa.__version__}\n"
+    )
+    print(markdown(figures, sizes))
 
 
 if __name__ == "__main__":
