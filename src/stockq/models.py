@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from stockq.imports import models as imports_models  # noqa: F401
 from stockq.integrations import models as integrations_models  # noqa: F401
 from stockq.queue import models as queue_models
 from stockq.warehouse import models as warehouse_models  # noqa: F401
