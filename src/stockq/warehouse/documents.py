@@ -165,6 +165,30 @@ def create_document(
     document_date: date | None = None,
 ) -> Document:
     """Create a draft document (see the module docstring); InvalidInput for anything that cannot be posted."""
+    document_id = _create_draft(
+        conn,
+        type=type,
+        warehouse_code=warehouse_code,
+        items=items,
+        target_warehouse_code=target_warehouse_code,
+        contractor=contractor,
+        note=note,
+        document_date=document_date,
+    )
+    return get_document(conn, document_id)
+
+
+def _create_draft(
+    conn: Connection,
+    *,
+    type: str,
+    warehouse_code: str,
+    items: Sequence[ItemInput],
+    target_warehouse_code: str | None,
+    contractor: str | None,
+    note: str | None,
+    document_date: date | None,
+) -> int:
     doc_type = _document_type(type)
     if doc_type is DocumentType.KOR:
         raise errors.InvalidInput("Corrections (KOR) are created by cancelling a posted document")
@@ -221,7 +245,7 @@ def create_document(
         document_date=document_date or utcnow().date(),
     )
     conn.execute(models.document_items.insert(), [{**row, "document_id": document_id} for row in rows])
-    return get_document(conn, str(document_id))
+    return document_id
 
 
 def post_document(conn: Connection, number_or_id: str | int) -> PostResult:
@@ -323,11 +347,17 @@ def post_inventory(
 def get_document(conn: Connection, number_or_id: str | int) -> Document:
     """One document with its lines; NotFound otherwise."""
     docs = models.documents
-    header = conn.execute(sa.select(docs).where(_identify(number_or_id))).first()
+    source = models.warehouses.alias("source")
+    target = models.warehouses.alias("target")
+    header = conn.execute(
+        sa.select(docs, source.c.code.label("source_code"), target.c.code.label("target_code"))
+        .join(source, source.c.id == docs.c.warehouse_id)
+        .outerjoin(target, target.c.id == docs.c.target_warehouse_id)
+        .where(_identify(number_or_id))
+    ).first()
     if header is None:
         raise errors.NotFound(f"Document {number_or_id} does not exist")
     h = header._mapping
-    by_id = warehouses_by_id(conn)
     items = models.document_items
     lines = conn.execute(
         sa.select(items, models.products.c.sku)
@@ -345,8 +375,8 @@ def get_document(conn: Connection, number_or_id: str | int) -> Document:
         type=DocumentType(h["type"]),
         status=DocumentStatus(h["status"]),
         number=h["number"],
-        warehouse_code=by_id[h["warehouse_id"]].code,
-        target_warehouse_code=by_id[h["target_warehouse_id"]].code if h["target_warehouse_id"] else None,
+        warehouse_code=str(h["source_code"]),
+        target_warehouse_code=h["target_code"],
         document_date=h["document_date"],
         contractor=h["contractor"],
         note=h["note"],
@@ -661,7 +691,7 @@ def create_and_post(
     post: bool = True,
 ) -> Document:
     """``create_document`` and, with ``post``, ``post_document`` in the same transaction (what the CLI does)."""
-    draft = create_document(
+    document_id = _create_draft(
         conn,
         type=type,
         warehouse_code=warehouse_code,
@@ -669,8 +699,9 @@ def create_and_post(
         target_warehouse_code=target_warehouse_code,
         contractor=contractor,
         note=note,
+        document_date=None,
     )
-    return post_document(conn, draft.id).document if post else draft
+    return post_document(conn, document_id).document if post else get_document(conn, document_id)
 
 
 def format_quantity(value: Decimal | None) -> str:
