@@ -3,6 +3,7 @@ numbering."""
 
 from __future__ import annotations
 
+import threading
 from datetime import date
 from decimal import Decimal as D
 
@@ -202,3 +203,24 @@ def test_list_documents_filters_by_type_status_and_date(ledger: sa.Engine) -> No
         assert documents.list_documents(conn, since=date(2999, 1, 1)) == []
         with pytest.raises(errors.InvalidInput, match="Unknown status"):
             documents.list_documents(conn, status="open")
+
+
+def test_two_connections_posting_the_same_draft_book_it_once(ledger: sa.Engine) -> None:
+    with ledger.begin() as conn:
+        draft = documents.create_document(conn, type="PZ", warehouse_code="MAIN", items=[("P01", D(5), None)])
+    barrier = threading.Barrier(2)
+    results: list[documents.PostResult] = []
+
+    def post_it() -> None:
+        barrier.wait()
+        with ledger.begin() as conn:
+            results.append(documents.post_document(conn, draft.id))
+
+    threads = [threading.Thread(target=post_it) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(r.already_posted for r in results) == [False, True]
+    assert totals(ledger) == {("MAIN", "P01"): D(5)}
+    assert len(numbers(ledger)) == 1
