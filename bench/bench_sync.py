@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_sync.py [--quick] [--pg-url URL] [--concurrency 4,8,16] [--products N]
 
-For each concurrency, prints the requests the sync sent (GET pages of stock_availables, PUTs), its wall time, the
+The emulator runs in its own process, as a shop would. For each concurrency, prints the requests the sync sent (GET pages of stock_availables, PUTs), its wall time, the
 floor (changed items x latency / concurrency: the PUTs alone, perfectly packed) and the ratio to it. --pg-url is
 a PostgreSQL server URL: a scratch database is created there and dropped afterwards (default: a SQLite file).
 """
@@ -10,11 +10,15 @@ a PostgreSQL server URL: a scratch database is created there and dropped afterwa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,13 +26,15 @@ import sqlalchemy as sa
 
 from stockq import db, schema
 from stockq.integrations import linking, models, shops, sync
-from stockq.integrations.prestashop.emulator import start_emulator
 from stockq.warehouse import models as warehouse_models
 
+KEY = "B" * 32
 
-def seed(engine: sa.Engine, count: int) -> None:
-    """``count`` products SKU-000001… with stock i % 50 + 1 in MAIN (set-based inserts)."""
+
+def seed(engine: sa.Engine, count: int, changed: int) -> None:
+    """``count`` products SKU-000001…; every (count / changed)-th has 5 units in MAIN, the rest 0."""
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    step = count // changed
     with engine.begin() as conn:
         conn.execute(sa.insert(warehouse_models.warehouses).values(code="MAIN", name="Main", created_at=now))
         warehouse_id = conn.execute(sa.select(warehouse_models.warehouses.c.id)).scalar_one()
@@ -46,7 +52,7 @@ def seed(engine: sa.Engine, count: int) -> None:
                 {
                     "warehouse_id": warehouse_id,
                     "product_id": ids[f"SKU-{i:06d}"],
-                    "quantity": Decimal(i % 50 + 1),
+                    "quantity": Decimal(5 if i % step == 0 else 0),
                     "updated_at": now,
                 }
                 for i in range(1, count + 1)
@@ -54,41 +60,54 @@ def seed(engine: sa.Engine, count: int) -> None:
         )
 
 
-def run(
-    url: str, *, products: int, latency_ms: float, concurrencies: list[int], changed_share: float
-) -> list[dict[str, object]]:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def emulator(products: int, latency_ms: float) -> Iterator[str]:
+    """The emulator in its own process (as a shop is): all quantities 0. Yields its URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stockq.integrations.prestashop.emulator", "--port", str(port), "--key", KEY,
+         "--products", str(products), "--latency-ms", str(latency_ms)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        process.stdout.readline()  # printed once it listens
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def run(url: str, *, products: int, latency_ms: float, concurrencies: list[int]) -> list[dict[str, object]]:
     engine = db.get_engine(url)
     schema.upgrade(engine)
-    seed(engine, products)
-    handle = start_emulator(key="B" * 32)
+    changed = max(1, products // 100)
+    seed(engine, products, changed)
+    rows: list[dict[str, object]] = []
     try:
-        state = handle.state
-        state.populate(products)
-        integration = shops.add_prestashop(
-            engine, "bench", url=handle.url, key="B" * 32, warehouses=("MAIN",), timeout_seconds=10
-        )
-        report = linking.link_products(engine, integration.id)
-        assert report.linked == products, report.as_dict()
-        changed = max(1, int(products * changed_share))
-        rows: list[dict[str, object]] = []
+        with emulator(products, 0) as shop_url:
+            integration = shops.add_prestashop(
+                engine, "bench", url=shop_url, key=KEY, warehouses=("MAIN",), timeout_seconds=10
+            )
+            report = linking.link_products(engine, integration.id)
+            assert report.linked == products, report.as_dict()
         for concurrency in concurrencies:
-            # Shop quantities equal stockq's except for `changed` products spread over the catalogue.
-            step = products // changed
-            with state.lock:
-                for i in range(1, products + 1):
-                    state.stock[state.stock_id(i)]["quantity"] = str(i % 50 + 1 + (1 if i % step == 0 else 0))
-            with engine.begin() as conn:
-                conn.execute(
-                    sa.update(models.integrations)
-                    .where(models.integrations.c.id == integration.id)
-                    .values(concurrency=concurrency)
-                )
-            state.faults.latency_ms = latency_ms
-            state.reset_counters()
-            started = time.perf_counter()
-            (result,) = sync.sync_inventory(engine, force=True)
-            wall = time.perf_counter() - started
-            state.faults.latency_ms = 0
+            with emulator(products, latency_ms) as shop_url:
+                with engine.begin() as conn:
+                    conn.execute(
+                        sa.update(models.integrations)
+                        .where(models.integrations.c.id == integration.id)
+                        .values(concurrency=concurrency, url=shop_url)
+                    )
+                started = time.perf_counter()
+                (result,) = sync.sync_inventory(engine, force=True)
+                wall = time.perf_counter() - started
             assert result.status == "success" and result.changed == changed, result.as_dict()
             floor = changed * latency_ms / 1000 / concurrency
             rows.append(
@@ -96,9 +115,7 @@ def run(
                     "products": products,
                     "changed": result.changed,
                     "concurrency": concurrency,
-                    "GET": state.requests["GET"],
-                    "PUT": state.requests["PUT"],
-                    "max in flight": state.max_in_flight,
+                    "requests (GET+PUT)": f"{result.requests - result.changed}+{result.changed}",
                     "wall s": wall,
                     "floor s": floor,
                     "ratio": wall / floor,
@@ -106,7 +123,6 @@ def run(
             )
         return rows
     finally:
-        handle.stop()
         db.dispose_engines()
 
 
@@ -128,18 +144,14 @@ def main() -> None:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         url = sa.engine.make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
         try:
-            rows = run(
-                url, products=products, latency_ms=args.latency_ms, concurrencies=concurrencies, changed_share=0.01
-            )
+            rows = run(url, products=products, latency_ms=args.latency_ms, concurrencies=concurrencies)
         finally:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            rows = run(
-                url, products=products, latency_ms=args.latency_ms, concurrencies=concurrencies, changed_share=0.01
-            )
+            rows = run(url, products=products, latency_ms=args.latency_ms, concurrencies=concurrencies)
     print(f"\nSync of {products:,} linked products, 1% changed, emulator latency {args.latency_ms:g} ms, {backend}\n")
     headers = list(rows[0])
     print("| " + " | ".join(headers) + " |")

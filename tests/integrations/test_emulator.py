@@ -279,7 +279,7 @@ def test_emulator_latency_is_concurrent_and_counted(shop: EmulatorHandle) -> Non
             pool.map(lambda _: httpx.get(f"{shop.url}/api/products/1", auth=(KEY, "")).status_code, range(4))
         )
     assert results == [200] * 4
-    assert time.perf_counter() - started < 0.35
+    assert time.perf_counter() - started < 1.0
     assert shop.state.max_in_flight == 4
 
 

@@ -21,6 +21,7 @@ from stockq import errors, redact
 from stockq.integrations import models, shops
 from stockq.integrations.prestashop.client import (
     STOCK_FIELDS,
+    PageStream,
     PrestashopClient,
     PrestashopError,
     ShopUnavailable,
@@ -95,20 +96,37 @@ class SyncResult:
 
 def publishable_quantity(total: Decimal | int | float | None, buffer: int) -> int:
     """Stock minus the buffer, rounded down, never below zero."""
-    value = Decimal(str(total or 0)) - buffer
+    # SQLite sums NUMERIC as floats: back to the ledger's 4 decimals before rounding down.
+    value = Decimal(str(total or 0)).quantize(Decimal("0.0001")) - buffer
     return max(0, math.floor(value))
 
 
-def stock_totals(conn: Connection, warehouse_codes: tuple[str, ...]) -> dict[str, Decimal]:
-    """Sum of each SKU's stock over ``warehouse_codes`` (the warehouse ledger's cached totals)."""
-    from stockq.warehouse import stock
-
-    totals: dict[str, Decimal] = {}
-    if not warehouse_codes:
-        return totals
-    for level in stock.stock_levels(conn, warehouse_codes=list(warehouse_codes)):
-        totals[level.sku] = totals.get(level.sku, Decimal(0)) + Decimal(level.quantity)
-    return totals
+def link_targets(conn: Connection, integration: Integration) -> list[tuple[int, str, int, int]]:
+    """(stock_available id, sku, product id, quantity to publish) of every link, in one set-based query over the
+    ledger's stock totals (the cache ``stock_levels`` reads) summed over the integration's warehouses."""
+    links = models.product_links
+    products = sa.table("products", sa.column("id"), sa.column("sku"))
+    totals = sa.table(
+        "warehouse_stock_totals", sa.column("warehouse_id"), sa.column("product_id"), sa.column("quantity")
+    )
+    warehouses = sa.table("warehouses", sa.column("id"), sa.column("code"))
+    summed = (
+        sa.select(totals.c.product_id, sa.func.sum(totals.c.quantity).label("quantity"))
+        .join(warehouses, warehouses.c.id == totals.c.warehouse_id)
+        .where(warehouses.c.code.in_(list(integration.warehouse_codes)))
+        .group_by(totals.c.product_id)
+        .subquery()
+    )
+    rows = conn.execute(
+        sa.select(links.c.stock_available_id, products.c.sku, links.c.product_id, summed.c.quantity)
+        .join(products, products.c.id == links.c.product_id)
+        .outerjoin(summed, summed.c.product_id == links.c.product_id)
+        .where(links.c.integration_id == integration.id)
+    ).all()
+    return [
+        (int(stock_id), sku, int(product_id), publishable_quantity(quantity, integration.stock_buffer))
+        for stock_id, sku, product_id, quantity in rows
+    ]
 
 
 def select_integrations(
@@ -190,28 +208,24 @@ def sync_one(
     result = SyncResult(integration.id, integration.name, dry_run, "running")
     result.run_id = _start_run(engine, integration.id, started, dry_run)
     client = client_factory(integration) if client_factory else integration.client()
+    stream = None
     try:
+        link_table = models.product_links
         with engine.connect() as conn:
-            link_table, products = models.product_links, sa.table("products", sa.column("id"), sa.column("sku"))
-            links = conn.execute(
-                sa.select(link_table.c.product_id, products.c.sku, link_table.c.stock_available_id)
-                .join(products, products.c.id == link_table.c.product_id)
-                .where(link_table.c.integration_id == integration.id)
-                .order_by(link_table.c.stock_available_id)
-            ).all()
-            totals = stock_totals(conn, integration.warehouse_codes)
-        targets = {
-            int(link.stock_available_id): (
-                link.sku,
-                int(link.product_id),
-                publishable_quantity(totals.get(link.sku), integration.stock_buffer),
-            )
-            for link in links
-        }
+            expected = conn.execute(
+                sa.select(sa.func.count()).select_from(link_table).where(link_table.c.integration_id == integration.id)
+            ).scalar_one()
+        # The shop's pages are on their way while stockq reads its own side.
+        stream = client.pages("stock_availables", STOCK_FIELDS, page_size=page_size, expected=expected or None)
+        with engine.connect() as conn:
+            targets = {
+                stock_id: (sku, product_id, quantity)
+                for stock_id, sku, product_id, quantity in link_targets(conn, integration)
+            }
         total_steps = len(targets)
         pusher = None if dry_run else _Pusher(client, result, progress, total_steps)
         try:
-            planned = _compare_pages(client, targets, result, page_size, pusher, progress)
+            planned = _compare_pages(stream, targets, result, pusher, progress)
         finally:
             if pusher is not None:
                 pusher.finish()
@@ -235,6 +249,8 @@ def sync_one(
         _finish_run(engine, integration, result, started, dry_run)
         raise
     finally:
+        if stream is not None:
+            stream.close()
         result.requests = client.requests_sent
         if client_factory is None:
             client.close()
@@ -243,10 +259,9 @@ def sync_one(
 
 
 def _compare_pages(
-    client: PrestashopClient,
+    stream: PageStream,
     targets: dict[int, tuple[str, int, int]],
     result: SyncResult,
-    page_size: int,
     pusher: _Pusher | None,
     progress: Progress | None,
 ) -> list[PlanItem]:
@@ -255,23 +270,24 @@ def _compare_pages(
     changes: list[PlanItem] = []
     seen: set[int] = set()
     unchanged = 0
-    for page in client.iter_all("stock_availables", STOCK_FIELDS, page_size=page_size, expected=len(targets) or None):
+    for page in stream:
         for fields in page:
-            row = StockAvailable.from_fields(fields)
-            target = targets.get(row.id)
-            if target is None or row.id in seen:
+            stock_id = _int(fields.get("id"))
+            target = targets.get(stock_id)
+            if target is None or stock_id in seen:
                 continue
-            seen.add(row.id)
+            seen.add(stock_id)
             sku, product_id, quantity = target
-            plan = PlanItem(sku, product_id, row.id, quantity, row.quantity)
+            shop_quantity = _int(fields.get("quantity"))
+            plan = PlanItem(sku, product_id, stock_id, quantity, shop_quantity)
             result.plan.append(plan)
             result.checked += 1
-            if quantity == row.quantity:
+            if quantity == shop_quantity:
                 unchanged += 1
                 continue
             changes.append(plan)
             if pusher is not None:
-                pusher.submit(plan, row)
+                pusher.submit(plan, StockAvailable.from_fields(fields))
         if pusher is not None:
             pusher.unchanged = unchanged
         if progress:
@@ -288,6 +304,13 @@ def _compare_pages(
                 )
             )  # fmt: skip
     return changes
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
 
 
 class _Pusher:

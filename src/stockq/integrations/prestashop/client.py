@@ -347,32 +347,21 @@ class PrestashopClient:
     ) -> Iterator[list[dict[str, str]]]:
         """Every row, page by page (PrestaShop gives no total: read until a page is short). With ``expected`` rows
         the first pages are fetched in parallel."""
-        offset = 0
-        if expected:
-            first_pages = expected // page_size + 1
-            offsets = [i * page_size for i in range(first_pages)]
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, first_pages)) as pool:
-                futures = [
-                    pool.submit(self.list_page, resource, fields, offset=off, limit=page_size, filters=filters)
-                    for off in offsets
-                ]
-                try:
-                    # In order, each page as soon as it (and those before it) arrived: callers start on it at once.
-                    for future in futures:
-                        page = future.result()
-                        yield page
-                        if len(page) < page_size:
-                            return
-                finally:
-                    for future in futures:
-                        future.cancel()
-            offset = first_pages * page_size
-        while True:
-            page = self.list_page(resource, fields, offset=offset, limit=page_size, filters=filters)
-            yield page
-            if len(page) < page_size:
-                return
-            offset += page_size
+        with self.pages(resource, fields, page_size=page_size, filters=filters, expected=expected) as stream:
+            yield from stream
+
+    def pages(
+        self,
+        resource: str,
+        fields: Sequence[str],
+        *,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        filters: Mapping[str, str] | None = None,
+        expected: int | None = None,
+    ) -> PageStream:
+        """Start reading ``resource`` now (the pages ``expected`` rows need, in parallel) and return the pages in
+        order as they arrive; the caller can do other work meanwhile."""
+        return PageStream(self, resource, fields, page_size=page_size, filters=filters, expected=expected)
 
     def map_concurrently(self, function: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         """``function`` over ``items`` on up to ``concurrency`` threads; results in order; the first error raised."""
@@ -390,6 +379,59 @@ class PrestashopClient:
             return StockAvailable.from_fields(psxml.entity_fields(root, "stock_available"))
         except psxml.XmlError as exc:
             raise ShopUnavailable(f"{self._describe('PUT', 'stock_availables')}: unexpected answer ({exc})") from None
+
+
+class PageStream:
+    """Pages of one resource, prefetched in parallel up to the expected row count, then read one by one."""
+
+    def __init__(
+        self,
+        client: PrestashopClient,
+        resource: str,
+        fields: Sequence[str],
+        *,
+        page_size: int,
+        filters: Mapping[str, str] | None,
+        expected: int | None,
+    ) -> None:
+        self.client, self.resource, self.fields = client, resource, list(fields)
+        self.page_size, self.filters = page_size, filters
+        first_pages = (expected // page_size + 1) if expected else 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._futures = []
+        if first_pages > 1:
+            self._pool = ThreadPoolExecutor(max_workers=min(client.concurrency, first_pages))
+            self._futures = [self._pool.submit(self._page, i * page_size) for i in range(first_pages)]
+        self._next_offset = 0
+
+    def _page(self, offset: int) -> list[dict[str, str]]:
+        return self.client.list_page(
+            self.resource, self.fields, offset=offset, limit=self.page_size, filters=self.filters
+        )
+
+    def __iter__(self) -> Iterator[list[dict[str, str]]]:
+        for future in self._futures:
+            page = future.result()
+            yield page
+            self._next_offset += self.page_size
+            if len(page) < self.page_size:
+                return
+        while True:
+            page = self._page(self._next_offset)
+            yield page
+            self._next_offset += self.page_size
+            if len(page) < self.page_size:
+                return
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> PageStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _first_line(value: object) -> str:

@@ -661,12 +661,25 @@ class Renderer:
             ]
         return []
 
-    def entity(self, resource: str, row: dict[str, str], shops: set[int], display: Display | None = None) -> str:
+    def shown_fields(self, resource: str, display: Display | None) -> list[Field]:
+        return [
+            spec
+            for spec in self.fields(resource)
+            if display is None or display.mode == "full" or spec.name in display.fields
+        ]
+
+    def entity(
+        self,
+        resource: str,
+        row: dict[str, str],
+        shops: set[int],
+        display: Display | None = None,
+        specs: list[Field] | None = None,
+    ) -> str:
         singular = SINGULAR[resource]
         parts = [f"<{singular}>\n"]
-        for spec in self.fields(resource):
-            if display is None or display.mode == "full" or spec.name in display.fields:
-                parts.append(self.field_line(spec, row, resource))
+        for spec in specs if specs is not None else self.shown_fields(resource, display):
+            parts.append(self.field_line(spec, row, resource))
         only = None if display is None or display.mode == "full" else display.associations
         parts.append(self.associations(resource, row, only, shops))
         parts.append(f"</{singular}>\n")
@@ -681,8 +694,9 @@ class Renderer:
             for row in rows:
                 parts.append(f'<{singular} id="{row["id"]}" xlink:href="{self.api}{resource}/{row["id"]}"/>\n')
         else:
+            specs = self.shown_fields(resource, display)
             for row in rows:
-                parts.append(self.entity(resource, row, shops, display))
+                parts.append(self.entity(resource, row, shops, display, specs))
         parts.append(f"</{resource}>\n")
         return psxml.document("".join(parts))
 

@@ -132,8 +132,9 @@ def list_rows(root: etree._Element, resource: str) -> list[dict[str, str]]:
         if item.get("id") is not None:
             row["id"] = item.get("id", "")
         for field in item:
-            if isinstance(field.tag, str) and field.tag != "associations":
-                row[field.tag] = text_of(field)
+            tag = field.tag
+            if isinstance(tag, str) and tag != "associations":
+                row[tag] = (field.text or "") if not len(field) else text_of(field)
         rows.append(row)
     return rows
 
