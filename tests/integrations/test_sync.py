@@ -215,3 +215,22 @@ def test_posting_a_document_queues_one_coalesced_sync(
 
     receive(engine, "SPARE", {"P1": 1})  # after the job started: a new one is queued
     assert pending_jobs(db_url) == 1
+
+
+def test_posting_through_the_warehouse_command_queues_the_sync(db_url: str, shop: EmulatorHandle, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    engine = db.get_engine(db_url)
+    setup_linked(engine, shop, count=1)
+    env = {**os.environ, "STOCKQ_DATABASE_URL": db_url}
+    posted = subprocess.run(
+        [sys.executable, "-m", "stockq", "warehouse", "document", "create", "--type", "PZ", "--warehouse", "MAIN",
+         "--item", "P1:4", "--post"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert posted.returncode == 0, posted.stderr
+    assert pending_jobs(db_url) == 1
+    receive(engine, "MAIN", {"P1": 1})  # this process's posting sees the other's pending marker
+    assert pending_jobs(db_url) == 1

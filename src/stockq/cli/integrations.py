@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+# Imported for its side effect: the stock-change listener, so that a document posted from any stockq command
+# queues the coalesced SyncInventory job.
+import stockq.jobs.integrations  # noqa: F401
 from stockq.cli import render
 from stockq.cli.context import state
+
+if TYPE_CHECKING:
+    from stockq.integrations.sync import SyncResult
 
 app = typer.Typer(help="Integrations: imports, PrestaShop shops, product links, inventory sync.", no_args_is_help=True)
 add_app = typer.Typer(help="Add an integration.", no_args_is_help=True)
@@ -204,7 +210,7 @@ def sync_inventory(
 ) -> None:
     """Publish stock levels to every active shop whose interval has passed (only differences are sent)."""
     from stockq import errors
-    from stockq.integrations import sync
+    from stockq.integrations import shops, sync
 
     engine = state(ctx).engine()
     if queue:
@@ -213,9 +219,7 @@ def sync_inventory(
         from stockq.jobs.integrations import SyncInventory
         from stockq.queue import api
 
-        due, skipped = sync.select_integrations(
-            engine, integration_id=integration, force=force, now=sync.shops.utcnow()
-        )
+        due, skipped = sync.select_integrations(engine, integration_id=integration, force=force, now=shops.utcnow())
         for result in skipped:
             render.warn(f"[{result.integration_id}] {result.integration_name} skipped: {result.message}")
         for target in due:
@@ -238,13 +242,10 @@ def sync_inventory(
     sync.require_ok(results)
 
 
-def _print_results(results: list[object], dry_run: bool) -> None:
-    from stockq.integrations.sync import SyncResult
-
+def _print_results(results: list[SyncResult], dry_run: bool) -> None:
     if not results:
         render.info("No active integrations")
     for result in results:
-        assert isinstance(result, SyncResult)
         title = f"[{result.integration_id}] {result.integration_name}"
         if result.status == "skipped":
             render.warn(f"{title} skipped: {result.message}")

@@ -775,6 +775,8 @@ class Webservice:
         if not path.startswith("/api"):
             raise WsFailure(404, raw=b"<html><body><h1>404 Not Found</h1></body></html>", content_type="text/html")
         parts = [p for p in path[len("/api") :].split("/") if p]
+        if method == "OPTIONS" and state.major >= 9:  # 9.0 answers CORS preflights without a key
+            return Answer(200, b"", "", headers={"Allow": ", ".join(METHODS)})
         if not state.webservice_enabled:
             raise WsFailure(
                 503,
