@@ -93,6 +93,10 @@ def _register() -> None:
     from stockq.cli import integrations as integrations_cli
 
     app.add_typer(integrations_cli.app, name="integrations")
+    from stockq.cli import imports as imports_cli
+
+    app.add_typer(imports_cli.app, name="imports")
+    integrations_cli.app.command("run-imports")(imports_cli.run_imports)
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
@@ -94,6 +95,31 @@ def table(
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
     out.print(grid)
+
+
+@contextmanager
+def byte_progress(label: str, *, enabled: bool = True) -> Iterator[Callable[[int, int, int], None]]:
+    """A transient progress bar on stderr over bytes read; yields ``update(records, bytes_done, bytes_total)``."""
+    if not enabled:
+        yield lambda records, done, total: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(f"  {_escape(label)}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[records]} records"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None, records=0)
+
+        def update(records: int, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None, records=records)
+
+        yield update
 
 
 def _escape(text: str) -> str:

@@ -5,4 +5,5 @@ Importing this package registers every built-in job (under the manual's names) i
 
 from __future__ import annotations
 
+from stockq.jobs import imports as imports_jobs  # noqa: F401
 from stockq.jobs import integrations as integrations_jobs  # noqa: F401

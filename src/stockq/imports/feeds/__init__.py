@@ -1,3 +1,36 @@
-"""Streaming feed parsers: CSV (feeds.csv) and XML (feeds.xml), and the built-in XML presets."""
+"""Streaming feed parsers: CSV (``feeds.csv``) and XML (``feeds.xml``), and the built-in XML presets.
+
+A parser yields, in file order, either a ``RawRecord`` (the mapped product fields as text, not yet validated) or a
+``BadRecord`` (a record that cannot be read, e.g. a ragged CSV row); it raises ``FeedError`` when the whole feed is
+unusable (not well-formed, truncated, a DOCTYPE, an undecodable byte), so that the run applies nothing.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stockq import errors
+
+PRODUCT_FIELDS = ("sku", "ean", "name", "unit", "price", "quantity")
+
+
+class FeedError(errors.InvalidInput):
+    """The feed cannot be read as a whole; the run fails and applies nothing."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One record's mapped fields, as text (None: absent in the feed)."""
+
+    number: int
+    fields: dict[str, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    """A record rejected while parsing; ``number`` is the CSV line or the XML record's ordinal."""
+
+    number: int
+    reason: str

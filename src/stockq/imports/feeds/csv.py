@@ -1,0 +1,152 @@
+"""Streaming CSV reader with the habits of Polish exports: encoding and delimiter detection, RFC 4180 quoting.
+
+Encoding: a UTF-8 BOM wins; otherwise the whole file is checked as strict UTF-8 (an incremental decoder over 1 MiB
+chunks, constant memory) and, if that fails, read as Windows-1250 (Excel's ANSI code page on Polish Windows).
+Delimiter: the one of ``, ; tab |`` that occurs most often outside quotes in the header line.
+A field or line longer than ``MAX_FIELD_CHARS`` fails the run (usually an unbalanced quote swallowing the rest of the
+file); a row with the wrong number of fields or a NUL byte is rejected with its line number; cells are text and are
+never evaluated, so ``=SUM(A1)`` stays a string.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from stockq.imports.feeds import BadRecord, FeedError, RawRecord
+from stockq.imports.feeds.presets import csv_mapping_from_header
+
+DELIMITERS = (",", ";", "\t", "|")
+MAX_FIELD_CHARS = 1_048_576
+_CHUNK = 1 << 20
+_UTF8_BOM = codecs.BOM_UTF8
+
+
+def detect_encoding(path: Path) -> str:
+    """``utf-8-sig`` with a BOM, ``utf-8`` when every byte decodes strictly, else ``cp1250``."""
+    with path.open("rb") as raw:
+        head = raw.read(len(_UTF8_BOM))
+        if head == _UTF8_BOM:
+            return "utf-8-sig"
+        decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        try:
+            decoder.decode(head)
+            while chunk := raw.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1250"
+    return "utf-8"
+
+
+def detect_delimiter(header_line: str, quotechar: str = '"') -> str:
+    """The candidate delimiter occurring most often outside quotes in ``header_line`` (``,`` when none does)."""
+    counts = dict.fromkeys(DELIMITERS, 0)
+    quoted = False
+    for char in header_line:
+        if char == quotechar:
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _capped_lines(text: IO[str]) -> Iterator[str]:
+    """Lines of ``text``, failing on one longer than the field limit instead of reading it whole into memory."""
+    line_no = 0
+    while True:
+        line = text.readline(MAX_FIELD_CHARS + 1)
+        if not line:
+            return
+        line_no += 1
+        if len(line) > MAX_FIELD_CHARS and not line.endswith("\n"):
+            raise FeedError(f"Line {line_no} is longer than {MAX_FIELD_CHARS} characters (broken quoting?)")
+        yield line
+
+
+def read_csv(
+    binary: IO[bytes],
+    *,
+    mapping: Mapping[str, str],
+    encoding: str,
+    delimiter: str | None = None,
+    quotechar: str = '"',
+    header: bool = True,
+) -> Iterator[RawRecord | BadRecord]:
+    """Yield the mapped fields of every data row of ``binary`` (see the module docstring).
+
+    ``mapping`` maps product fields to column names (matched case-insensitively) or, without a header row, to
+    1-based column numbers.
+    """
+    csv.field_size_limit(MAX_FIELD_CHARS)  # deliberate: a longer field is broken quoting, not data
+    text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
+    lines = _capped_lines(text)
+    try:
+        first = next(lines, None)
+        if first is None:
+            return
+        if delimiter is None:
+            delimiter = detect_delimiter(first, quotechar)
+        reader: Any = csv.reader(_chain(first, lines), delimiter=delimiter, quotechar=quotechar, strict=True)
+        columns = _columns(reader, mapping, header)
+        width = columns.pop("__width__")
+        fields = list(columns.items())
+        for row in reader:
+            if not row:
+                continue
+            line_no = reader.line_num
+            if width and len(row) != width:
+                yield BadRecord(line_no, f"line {line_no}: {len(row)} fields, expected {width}")
+                continue
+            if any("\x00" in cell for cell in row):
+                yield BadRecord(line_no, f"line {line_no}: contains a NUL byte")
+                continue
+            try:
+                values = {field: row[index] for field, index in fields}
+            except IndexError:
+                yield BadRecord(line_no, f"line {line_no}: too few fields ({len(row)})")
+                continue
+            yield RawRecord(line_no, values)  # type: ignore[arg-type]
+    except UnicodeDecodeError as exc:
+        raise FeedError(f"The file is not valid {encoding}: {exc.reason} (set the encoding on the profile)") from None
+    except csv.Error as exc:
+        raise FeedError(f"Malformed CSV: {exc}") from None
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest
+
+
+def _columns(reader: Any, mapping: Mapping[str, str], header: bool) -> dict[str, int]:
+    """Column index per mapped field, plus ``__width__`` (the expected row width; 0 when unknown)."""
+    if not header:
+        result: dict[str, int] = {}
+        for field, column in mapping.items():
+            if not column.isdigit() or int(column) < 1:
+                raise FeedError(f"Without a header row, {field} must map to a column number, not {column!r}")
+            result[field] = int(column) - 1
+        result["__width__"] = 0
+        return result
+    names = next(reader, None)
+    if names is None:
+        raise FeedError("The file has no header row")
+    normalised = [name.replace("\ufeff", "").strip().lower() for name in names]
+    if not mapping:
+        mapping = csv_mapping_from_header(names)
+    result = {}
+    for field, column in mapping.items():
+        wanted = column.strip().lower()
+        if wanted in normalised:
+            result[field] = normalised.index(wanted)
+        elif wanted.isdigit() and 1 <= int(wanted) <= len(names):
+            result[field] = int(wanted) - 1
+        else:
+            raise FeedError(f"Column {column!r} (for {field}) is not in the header: {', '.join(names)[:200]}")
+    result["__width__"] = len(names)
+    return result

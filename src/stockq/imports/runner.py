@@ -1,0 +1,441 @@
+"""One import run: fetch → parse → validate → batched upsert → one INW document for the stock.
+
+All writes of a run happen in ONE transaction: a feed that cannot be fetched, is cut off or is not well-formed
+rolls everything back, so nothing is half applied and no product missing from a truncated feed is touched. Only
+the run's own record (status, counts, message, rejected records) is written outside it. Stock is never written
+to the totals directly: the counted quantities of the feed's products go into one posted inventory (INW) document
+booking the differences (products absent from the feed keep their stock). Prices go to ``import_prices``, since
+products carry no price column. The profile's ETag/Last-Modified are stored only with a successful run, so a
+failed run is retried in full next time instead of being skipped by a 304.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from stockq import errors
+from stockq.imports import models
+from stockq.imports.feeds import BadRecord, RawRecord
+from stockq.imports.feeds.csv import detect_encoding, read_csv
+from stockq.imports.feeds.xml import read_xml
+from stockq.imports.fetch import FetchOptions, fetch
+from stockq.imports.profiles import Profile, get_profile
+from stockq.warehouse import documents, products
+from stockq.warehouse._sql import insert as dialect_insert
+from stockq.warehouse._sql import utcnow
+
+BATCH_SIZE = 2000
+MAX_STORED_REJECTIONS = 1000
+MAX_SKU_LENGTH = 64
+
+Progress = Callable[[int, int, int], None]
+"""progress(records_read, bytes_read, bytes_total)"""
+
+_EAN = re.compile(r"\d{8,14}")
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
+_CURRENCY = re.compile(r"\s*(?:[A-Za-z]{3}|zł|PLN|EUR|€|\$)\s*$")
+_GROUPED = re.compile(r"-?\d{1,3}(_\d{3})+")
+_SPACES = str.maketrans("", "", " \u00a0\u202f\u2009'")
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did."""
+
+    run_id: int
+    profile: str
+    status: str
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    stock_document: str | None = None
+    message: str | None = None
+    rejections: list[tuple[int, str]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed"
+
+
+@dataclass(slots=True)
+class _Row:
+    number: int
+    product: dict[str, Any]
+    price: Decimal | None
+    quantity: Decimal | None
+
+
+class _Rejected(Exception):
+    pass
+
+
+def parse_number(text: str, *, decimal: str = "auto", thousands: str | None = "auto") -> Decimal:
+    """A number as Polish and other exports write it: ``1 049,00``, ``1.234,50``, ``1234.50``, ``129.99 PLN``.
+
+    ``decimal``: ``,`` or ``.`` or ``auto`` (the last of ``,``/``.`` when both occur; a single ``,`` or ``.``
+    otherwise). Spaces (also no-break) and apostrophes always group digits. ValueError when it is not a number.
+    """
+    value = _CURRENCY.sub("", text.strip()).translate(_SPACES)
+    if decimal == "auto":
+        comma, dot = value.rfind(","), value.rfind(".")
+        if comma >= 0 and dot >= 0:
+            decimal = "," if comma > dot else "."
+        elif value.count(",") == 1:
+            decimal = ","
+        else:
+            decimal = "."
+    group = ("." if decimal == "," else ",") if thousands in ("auto", None, "") else str(thousands)
+    integer, _, fraction = value.partition(decimal) if decimal in value else (value, "", "")
+    if group and group != decimal and group in integer:
+        if not _GROUPED.fullmatch(integer.replace(group, "_")):
+            raise ValueError(f"{text.strip()[:40]!r} is not a number")
+        integer = integer.replace(group, "")
+    value = f"{integer}.{fraction}" if fraction else integer
+    if not _NUMBER.fullmatch(value):
+        raise ValueError(f"{text.strip()[:40]!r} is not a number")
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{text.strip()[:40]!r} is not a number") from None
+
+
+def _validated(record: RawRecord, options: dict[str, Any], match_key: str) -> _Row:
+    fields = record.fields
+    product: dict[str, Any] = {}
+    for name in ("sku", "ean", "name", "unit"):
+        value = fields.get(name)
+        if value is None:
+            continue
+        if "\x00" in value:
+            raise _Rejected(f"{name} contains a NUL byte")
+        product[name] = value.strip()
+    sku = product.get("sku") or ""
+    if not sku:
+        product.pop("sku", None)
+        if match_key != "ean" or not product.get("ean"):
+            raise _Rejected("no SKU")
+    if len(sku) > MAX_SKU_LENGTH:
+        raise _Rejected(f"SKU longer than {MAX_SKU_LENGTH} characters")
+    if any(ord(c) < 32 for c in sku):
+        raise _Rejected("SKU contains control characters")
+    ean = product.get("ean")
+    if ean == "":
+        product["ean"] = None
+    elif ean is not None and not _EAN.fullmatch(ean):
+        raise _Rejected(f"EAN {ean[:20]!r} is not 8 to 14 digits")
+    decimal = str(options.get("decimal") or "auto")
+    thousands = options.get("thousands") or "auto"
+    price = _number(fields.get("price"), "price", decimal, thousands)
+    if price is not None and price < 0:
+        raise _Rejected(f"negative price {price}")
+    quantity = _number(fields.get("quantity"), "quantity", decimal, thousands)
+    if quantity is not None and quantity < 0:
+        if not options.get("ignore_negative_quantity"):
+            raise _Rejected(f"negative quantity {quantity}")
+        quantity = None
+    return _Row(record.number, product, price, quantity)
+
+
+def _number(text: str | None, what: str, decimal: str, thousands: str) -> Decimal | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return parse_number(text, decimal=decimal, thousands=thousands)
+    except ValueError as exc:
+        raise _Rejected(f"{what}: {exc}") from None
+
+
+def _records(profile: Profile, binary: IO[bytes], path: Path) -> Iterator[RawRecord | BadRecord]:
+    options, mapping = profile.effective()
+    if profile.format == "csv":
+        encoding = options.get("encoding") or detect_encoding(path)
+        header = options.get("header", True)
+        return read_csv(
+            binary,
+            mapping=mapping,
+            encoding=str(encoding),
+            delimiter=options.get("delimiter"),
+            quotechar=str(options.get("quotechar") or '"'),
+            header=bool(header),
+        )
+    return read_xml(
+        binary, records=list(options.get("records") or []), mapping=mapping, namespaces=options.get("namespaces") or {}
+    )
+
+
+class _Importer:
+    """Applies validated rows in batches inside the run's transaction and keeps the counts."""
+
+    def __init__(self, conn: Connection, profile: Profile, result: RunResult) -> None:
+        self.conn = conn
+        self.profile = profile
+        self.result = result
+        self.batch: list[_Row] = []
+        self.counted: dict[str, Decimal] = {}
+
+    def reject(self, number: int, reason: str) -> None:
+        self.result.rejected += 1
+        if len(self.result.rejections) < MAX_STORED_REJECTIONS:
+            self.result.rejections.append((number, reason[:500]))
+
+    def add(self, row: _Row) -> None:
+        self.batch.append(row)
+        if len(self.batch) >= BATCH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        rows, self.batch = self.batch, []
+        if not rows:
+            return
+        if self.profile.match_key == "ean":
+            rows = self._resolve_by_ean(rows)
+        counts = products.upsert_products(self.conn, (r.product for r in rows), batch_size=len(rows) or 1)
+        self.result.created += counts.created
+        self.result.updated += counts.updated
+        self.result.unchanged += counts.unchanged
+        priced = [r for r in rows if r.price is not None]
+        if priced:
+            self._store_prices(priced)
+        if self.profile.stock_warehouse:
+            for r in rows:
+                if r.quantity is not None:
+                    self.counted[r.product["sku"]] = r.quantity
+
+    def _resolve_by_ean(self, rows: list[_Row]) -> list[_Row]:
+        table = products.models.products
+        eans = sorted({r.product["ean"] for r in rows if r.product.get("ean")})
+        known: dict[str, str] = {}
+        if eans:
+            found = self.conn.execute(sa.select(table.c.ean, table.c.sku).where(table.c.ean.in_(eans)))
+            known = {str(ean): str(sku) for ean, sku in found}
+        kept: list[_Row] = []
+        for r in rows:
+            ean = r.product.get("ean")
+            if ean and ean in known:
+                r.product["sku"] = known[ean]
+            elif not r.product.get("sku"):
+                self.reject(r.number, f"record {r.number}: no product with EAN {ean} and no SKU to create one")
+                continue
+            kept.append(r)
+        return kept
+
+    def _store_prices(self, rows: list[_Row]) -> None:
+        ids = products.product_ids_by_sku(self.conn, (r.product["sku"] for r in rows))
+        now = utcnow()
+        values = {
+            ids[r.product["sku"]]: {
+                "profile_id": self.profile.id,
+                "product_id": ids[r.product["sku"]],
+                "price": r.price,
+                "updated_at": now,
+            }
+            for r in rows
+            if r.product["sku"] in ids
+        }
+        statement = dialect_insert(self.conn, models.import_prices)
+        statement = statement.on_conflict_do_update(
+            index_elements=["profile_id", "product_id"],
+            set_={"price": statement.excluded.price, "updated_at": statement.excluded.updated_at},
+        )
+        self.conn.execute(statement, list(values.values()))
+
+    def post_stock(self, run_id: int) -> None:
+        if not self.profile.stock_warehouse or not self.counted:
+            return
+        document = documents.post_inventory(
+            self.conn,
+            self.profile.stock_warehouse,
+            self.counted,
+            note=f"Import {self.profile.name} (run {run_id})",
+        )
+        if document is not None:
+            self.result.stock_document = document.number
+
+
+def run_import(
+    engine: Engine,
+    name_or_id: str | int,
+    *,
+    import_root: Path,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run one profile now and record the run; a failed run is recorded and returned (status ``failed``)."""
+    with engine.begin() as conn:
+        profile = get_profile(conn, name_or_id)
+        run_id = int(
+            conn.execute(
+                models.import_runs.insert()
+                .values(profile_id=profile.id, status="running", started_at=utcnow())
+                .returning(models.import_runs.c.id)
+            ).scalar_one()
+        )
+    result = RunResult(run_id=run_id, profile=profile.name, status="running")
+    try:
+        _apply(engine, profile, result, import_root=import_root, progress=progress)
+    except (errors.StockqError, OSError) as exc:
+        result.status = "failed"
+        result.message = exc.message if isinstance(exc, errors.StockqError) else f"{type(exc).__name__}: {exc}"
+        result.created = result.updated = result.unchanged = 0
+        result.stock_document = None
+    except BaseException as exc:
+        result.status = "failed"
+        result.message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        result.created = result.updated = result.unchanged = 0
+        result.stock_document = None
+        _finish(engine, profile, result)
+        raise
+    _finish(engine, profile, result)
+    return result
+
+
+def _apply(
+    engine: Engine, profile: Profile, result: RunResult, *, import_root: Path, progress: Progress | None
+) -> None:
+    options, _ = profile.effective()
+    fetch_options = FetchOptions(
+        **{k: options[k] for k in ("connect_timeout", "read_timeout", "max_bytes", "max_redirects") if k in options}
+    )
+    with fetch(
+        profile.source,
+        import_root=import_root,
+        etag=profile.etag,
+        last_modified=profile.last_modified,
+        options=fetch_options,
+    ) as fetched:
+        if fetched.path is None:
+            result.status = "not_modified"
+            result.message = "The feed has not changed since the last run (HTTP 304); nothing applied"
+            return
+        with fetched.path.open("rb") as binary, engine.begin() as conn:
+            importer = _Importer(conn, profile, result)
+            unit = "line" if profile.format == "csv" else "record"
+            for item in _records(profile, binary, fetched.path):
+                result.read += 1
+                if isinstance(item, BadRecord):
+                    importer.reject(item.number, item.reason)
+                    continue
+                try:
+                    row = _validated(item, options, profile.match_key)
+                except _Rejected as exc:
+                    importer.reject(item.number, f"{unit} {item.number}: {exc}")
+                    continue
+                importer.add(row)
+                if progress is not None and result.read % BATCH_SIZE == 0:
+                    progress(result.read, _position(binary), fetched.size)
+            importer.flush()
+            importer.post_stock(result.run_id)
+            if progress is not None:
+                progress(result.read, fetched.size, fetched.size)
+            table = models.import_profiles
+            conn.execute(
+                table.update()
+                .where(table.c.id == profile.id)
+                .values(etag=fetched.etag, last_modified=fetched.last_modified)
+            )
+        result.status = "succeeded"
+        result.message = None
+
+
+def _position(binary: IO[bytes]) -> int:
+    try:
+        return os.lseek(binary.fileno(), 0, os.SEEK_CUR)
+    except OSError:
+        return 0
+
+
+def _finish(engine: Engine, profile: Profile, result: RunResult) -> None:
+    now = utcnow()
+    with engine.begin() as conn:
+        conn.execute(
+            models.import_runs.update()
+            .where(models.import_runs.c.id == result.run_id)
+            .values(
+                status=result.status,
+                finished_at=now,
+                records_read=result.read,
+                created=result.created,
+                updated=result.updated,
+                unchanged=result.unchanged,
+                rejected=result.rejected,
+                stock_document=result.stock_document,
+                message=result.message,
+            )
+        )
+        if result.rejections:
+            conn.execute(
+                models.import_rejections.insert(),
+                [{"run_id": result.run_id, "record_no": n, "reason": reason} for n, reason in result.rejections],
+            )
+        table = models.import_profiles
+        conn.execute(table.update().where(table.c.id == profile.id).values(last_run_at=now))
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A stored run, for ``imports runs``."""
+
+    id: int
+    profile: str
+    status: str
+    started_at: Any
+    finished_at: Any
+    read: int
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    stock_document: str | None
+    message: str | None
+
+
+def list_runs(conn: Connection, profile: str | None = None, *, limit: int = 20) -> list[RunRecord]:
+    """The latest runs, newest first (of one profile when given)."""
+    runs, profiles = models.import_runs, models.import_profiles
+    query = (
+        sa.select(runs, profiles.c.name)
+        .join(profiles, profiles.c.id == runs.c.profile_id)
+        .order_by(runs.c.id.desc())
+        .limit(limit)
+    )
+    if profile is not None:
+        query = query.where(runs.c.profile_id == get_profile(conn, profile).id)
+    return [
+        RunRecord(
+            id=int(m["id"]),
+            profile=m["name"],
+            status=m["status"],
+            started_at=m["started_at"],
+            finished_at=m["finished_at"],
+            read=int(m["records_read"]),
+            created=int(m["created"]),
+            updated=int(m["updated"]),
+            unchanged=int(m["unchanged"]),
+            rejected=int(m["rejected"]),
+            stock_document=m["stock_document"],
+            message=m["message"],
+        )
+        for m in (row._mapping for row in conn.execute(query))
+    ]
+
+
+def run_rejections(conn: Connection, run_id: int, *, limit: int = 50) -> list[tuple[int, str]]:
+    """Stored rejected records of a run, in record order."""
+    table = models.import_rejections
+    rows = conn.execute(
+        sa.select(table.c.record_no, table.c.reason)
+        .where(table.c.run_id == run_id)
+        .order_by(table.c.record_no, table.c.id)
+        .limit(limit)
+    )
+    return [(int(n), str(reason)) for n, reason in rows]
