@@ -81,3 +81,17 @@ def test_link_products_reports_ambiguous_and_relinks_when_the_shop_changes(db_ur
     again = linking.link_products(engine, integration.id)
     assert (again.created, again.updated, again.removed) == (0, 1, 0)
     assert links(engine) == [("MOVE", "reference", fresh, 0, shop.state.stock_id(fresh))]
+
+
+def test_link_job_links_in_the_worker_process_environment(db_url: str, shop: EmulatorHandle, monkeypatch) -> None:
+    from stockq.jobs.integrations import LinkIntegrationProducts
+
+    engine = db.get_engine(db_url)
+    seed_products(engine, [("A", None)])
+    shop.state.add_product("A")
+    integration = add_shop(engine, shop, warehouses=())
+    monkeypatch.setenv("STOCKQ_DATABASE_URL", db_url)
+    job = LinkIntegrationProducts(integration_id=integration.id)
+    assert (job.queue, job.name, job.tries) == ("integrations", "LinkIntegrationProducts", 3)
+    job.handle()
+    assert [link[0] for link in links(engine)] == ["A"]

@@ -154,6 +154,7 @@ def test_sync_job_retries_when_the_shop_is_down_and_the_key_stays_out(
     engine = db.get_engine(db_url)
     integration = setup_linked(engine, shop, count=1)
     receive(engine, "MAIN", {"P1": 3})
+    api.repository(db_url).clear(["integrations"])  # the sync that posting queued: this test dispatches its own
     monkeypatch.setenv("STOCKQ_DATABASE_URL", db_url)
 
     class SyncInventoryOnce(SyncInventory):
@@ -170,6 +171,16 @@ def test_sync_job_retries_when_the_shop_is_down_and_the_key_stays_out(
     worker.run()
     (failed,) = repo.failed()
     assert "server error HTTP 500" in failed.exception and KEY not in failed.exception
+
+    # The real job (tries 5, backoff 30 s…) is released for a later attempt, not failed.
+    SyncInventory(integration_id=integration.id).dispatch(database_url=db_url)
+    Worker(
+        repo, default_registry, WorkerOptions(queues=("integrations",), stop_when_empty=True, sleep=0),
+        install_signals=False,
+    ).run()  # fmt: skip
+    (counts,) = [c for c in repo.counts() if c.queue == "integrations"]
+    assert (counts.pending, counts.delayed) == (0, 1) and len(repo.failed()) == 1
+    repo.clear(["integrations"])
 
     shop.state.set_fault(None)
     SyncInventory(integration_id=integration.id).dispatch(database_url=db_url)
