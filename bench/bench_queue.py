@@ -43,6 +43,7 @@ from stockq.queue import api  # noqa: E402
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 POLL_SECONDS = 0.01
 WORKER_COUNTS = (1, 2, 4, 8)
+PROFILE_FLAGS: list[str] = os.environ.get("STOCKQ_BENCH_PROFILE_FLAGS", "").split()
 
 
 @dataclass(frozen=True)
@@ -368,11 +369,45 @@ def markdown(figures: QueueFigures, sizes: QueueSizes) -> str:
     return "\n".join(lines)
 
 
+def profile_drain(pg: str, n: int, output: Path) -> str:
+    """Drain ``n`` no-op jobs on PostgreSQL with one worker (--stop-when-empty) under pyinstrument; the text
+    report goes to ``output``. Returns a summary line (the profiled rate, and the rate of the same drain without
+    the profiler, worker start-up included in both)."""
+    rates = []
+    for profiled in (False, True):
+        with fresh_database("postgresql", pg) as url:
+            stockq.dispatch_many([benchjobs.Noop() for _ in range(n)], database_url=url)
+            command = [sys.executable, "-m", "stockq", "queue", "work", "-q", "--stop-when-empty"]
+            if profiled:
+                command = [sys.executable, "-m", "pyinstrument", "-r", "text", "--no-color", "-o", str(output),
+                           "-p", "processor_options.filter_threshold=0.005", *PROFILE_FLAGS, "-m", *command[2:]]  # fmt: skip
+            t0 = time.perf_counter()
+            subprocess.run(command, env=worker_env(url), stdout=subprocess.DEVNULL, check=True)
+            rates.append(n / (time.perf_counter() - t0))
+            with db.get_engine(url).connect() as conn:
+                left = conn.execute(sa.text("SELECT count(*) FROM jobs")).scalar_one()
+            if left or failed_count(url):
+                raise SystemExit(f"profile drain left {left} jobs, {failed_count(url)} failed")
+    return (
+        f"{n:,} no-op jobs, one worker, --stop-when-empty (start-up included): {rates[0]:,.0f} jobs/s without the "
+        f"profiler, {rates[1]:,.0f} jobs/s under pyinstrument; report in {output}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
     parser.add_argument("--pg-url", default=os.environ.get("STOCKQ_BENCH_PG_URL", DEFAULT_PG))
+    parser.add_argument(
+        "--profile", type=int, metavar="N", help="only profile one worker draining N jobs on PostgreSQL (pyinstrument)"
+    )
+    parser.add_argument(
+        "--profile-output", type=Path, default=Path(tempfile.gettempdir()) / "stockq-worker-profile.txt"
+    )
     args = parser.parse_args()
+    if args.profile:
+        print(profile_drain(args.pg_url, args.profile, args.profile_output))
+        return
     sizes = QueueSizes.for_run(args.quick)
     figures = measure(args.pg_url, sizes, log=lambda m: print(m, file=sys.stderr))
     print(

@@ -34,6 +34,13 @@ import peers  # noqa: E402
 
 GROUPS = ("queue", "peers", "warehouse", "imports", "sync")
 OTHER_BENCHMARKS = {"warehouse": "bench_warehouse.py", "imports": "bench_imports.py", "sync": "bench_sync.py"}
+OTHER_TARGETS = {
+    "warehouse": "recalculate-stocks over 1,000,000 posted items ≤ 1.5x one bare SUM … GROUP BY over them",
+    "imports": "CSV import of 1,000,000 rows ≤ 3x COPY of the same rows into a bare table, peak RSS < 200 MB; "
+    "XML feed of 1,000,000 offers ≤ 2x the CSV import of the same data, flat memory",
+    "sync": "sync-inventory of 10,000 links, 1% changed, shop latency 50 ms ≤ 1.3x the floor "
+    "(changed x latency / concurrency)",
+}
 OTHER_TIMEOUT_SECONDS = 1800
 STOCKQ_PACKAGES = ("sqlalchemy", "psycopg", "alembic", "typer", "lxml", "httpx")
 PEER_PACKAGES = ("procrastinate", "pgqueuer", "asyncpg", "psycopg-pool", "huey")
@@ -225,7 +232,7 @@ def run_peers(pg_url: str, sizes: peers.Sizes, only: set[str]) -> list[peers.Pee
 def run_other(name: str, quick: bool) -> str:
     """Run bench/<name>'s script as a subprocess (--quick passed through) and return its markdown output."""
     script = BENCH / OTHER_BENCHMARKS[name]
-    title = f"## {name.capitalize()} ({script.name})\n\n"
+    title = f"## {name.capitalize()} ({script.name})\n\nThe issue's target: {OTHER_TARGETS[name]}.\n\n"
     if not script.exists():
         return title + f"{script.name} is not present in this checkout: not run.\n"
     log(f"{script.name}{' --quick' if quick else ''}")
@@ -284,6 +291,8 @@ def main() -> None:
         "",
         machine,
         "",
+    ]
+    queue_intro = [
         "## Queue: stockq against its peers",
         "",
         f"Sizes: single dispatch {sizes.single:,} jobs, bulk dispatch {sizes.bulk:,} jobs, drain {sizes.drain:,} "
@@ -296,6 +305,8 @@ def main() -> None:
         "job ran exactly once. See bench/peers/__init__.py and bench/bench_queue.py.",
         "",
     ]
+    if queue_figures is not None or peer_rows:
+        sections += queue_intro
     if queue_figures is not None:
         sections += ["### Targets", "", targets_table(queue_targets(queue_figures, peer_rows)), ""]
     if peer_rows or queue_figures is not None:
