@@ -57,10 +57,18 @@ def compile_path(path: str, namespaces: Mapping[str, str]) -> Getter:
 
 
 def _compile_one(path: str, namespaces: Mapping[str, str]) -> Getter:
-    element_path, _, attribute = path.rpartition("@") if "@" in path.rsplit("/", 1)[-1] else (path, "", "")
-    element_path = element_path.rstrip("/")
+    element_path, _, last = path.rpartition("/")
+    if last.startswith("@"):
+        attribute = last[1:]
+    else:
+        element_path, attribute = path, ""
     attr = clark(attribute, namespaces) if attribute else None
     ns = dict(namespaces)
+    if element_path:
+        try:
+            etree.Element("probe").find(element_path, ns)
+        except (SyntaxError, KeyError, ValueError) as exc:
+            raise FeedError(f"Invalid field path {path!r}: {exc}") from None
     if attr is not None and not element_path:
         return lambda elem: _strip(elem.get(attr))
     if attr is not None:
