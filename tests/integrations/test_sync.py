@@ -103,6 +103,15 @@ def test_sync_respects_intervals_unless_forced(db_url: str, shop: EmulatorHandle
         sync.sync_inventory(engine, integration_id=999)
 
 
+def test_sync_never_publishes_for_an_integration_without_warehouses(db_url: str, shop: EmulatorHandle) -> None:
+    engine = db.get_engine(db_url)
+    integration = setup_linked(engine, shop, count=1, warehouses=())
+    shop.state.set_quantity(1, 7)
+    (result,) = sync.sync_inventory(engine, integration_id=integration.id, force=True)
+    assert result.status == "skipped" and "no warehouses" in (result.message or "")
+    assert shop.state.quantity(1) == 7 and shop.state.requests["PUT"] == 0
+
+
 def test_sync_one_item_failure_does_not_stop_the_run(db_url: str, shop: EmulatorHandle) -> None:
     engine = db.get_engine(db_url)
     setup_linked(engine, shop, count=3)

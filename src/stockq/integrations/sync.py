@@ -144,6 +144,12 @@ def select_integrations(
             if integration_id is not None:
                 skipped.append(_skip(integration, "the integration is disabled"))
             continue
+        if not integration.warehouse_codes:
+            # Publishing zero for every product is never what an integration without warehouses means.
+            skipped.append(
+                _skip(integration, "no warehouses to publish stock from (add the integration with --warehouses)")
+            )
+            continue
         if not force and not integration.is_due(now):
             assert integration.last_synced_at is not None
             next_at = integration.last_synced_at + dt.timedelta(minutes=integration.sync_interval_minutes)
