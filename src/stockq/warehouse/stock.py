@@ -93,13 +93,18 @@ def movements_sql(*, warehouse_filter: bool) -> str:
         WHERE d.posted_at IS NOT NULL AND d.target_warehouse_id IS NOT NULL{target_filter}"""
 
 
-def drift_sql(*, warehouse_filter: bool) -> str:
+def drift_sql(*, warehouse_filter: bool, exact: bool) -> str:
     """SELECT of ``(warehouse_id, product_id, stored, recomputed)`` for every key whose stored total differs from
     the ledger. One aggregate over the movements and the stored totals together (a total row contributes its
-    quantity as ``stored`` and nothing to the sum), so it is a single pass on both databases, with no join."""
+    quantity as ``stored`` and nothing to the sum), so it is a single pass on both databases, with no join.
+    ``exact``: the database sums NUMERIC exactly (PostgreSQL); otherwise (SQLite stores REAL) both sides are
+    rounded to the column's 4 places before they are compared."""
     totals_filter = " WHERE warehouse_id = :warehouse_id" if warehouse_filter else ""
+    stored, recomputed = "COALESCE(MAX(stored), 0)", "COALESCE(SUM(moved), 0)"
+    if not exact:
+        stored, recomputed = f"ROUND({stored}, 4)", f"ROUND({recomputed}, 4)"
     return f"""
-        SELECT warehouse_id, product_id, MAX(stored) AS stored, ROUND(COALESCE(SUM(moved), 0), 4) AS recomputed
+        SELECT warehouse_id, product_id, MAX(stored) AS stored, {recomputed} AS recomputed
         FROM (
             SELECT m.warehouse_id, m.product_id, NULL AS stored, m.quantity AS moved
             FROM ({movements_sql(warehouse_filter=warehouse_filter)}) m
@@ -107,7 +112,7 @@ def drift_sql(*, warehouse_filter: bool) -> str:
             SELECT warehouse_id, product_id, quantity, NULL FROM warehouse_stock_totals{totals_filter}
         ) k
         GROUP BY warehouse_id, product_id
-        HAVING ROUND(COALESCE(MAX(stored), 0), 4) <> ROUND(COALESCE(SUM(moved), 0), 4)"""
+        HAVING {stored} <> {recomputed}"""
 
 
 def recalculate(conn: Connection, *, dry_run: bool, warehouse_code: str | None = None) -> list[Drift]:
@@ -121,7 +126,9 @@ def recalculate(conn: Connection, *, dry_run: bool, warehouse_code: str | None =
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {DRIFT_TABLE}")
     on_commit = " ON COMMIT DROP" if postgresql else ""
     conn.execute(
-        sa.text(f"CREATE TEMPORARY TABLE {DRIFT_TABLE}{on_commit} AS {drift_sql(warehouse_filter=bool(params))}"),
+        sa.text(
+            f"CREATE TEMPORARY TABLE {DRIFT_TABLE}{on_commit} AS {drift_sql(warehouse_filter=bool(params), exact=postgresql)}"
+        ),
         params,
     )
     rows = conn.execute(
