@@ -210,7 +210,7 @@ def side_by_side(q: bench_queue.QueueFigures | None, peer_rows: list[peers.PeerF
 # ---- running -----------------------------------------------------------------------------------------------------
 
 
-def run_peers(pg_url: str, sizes: peers.Sizes, only: set[str]) -> list[peers.PeerFigures]:
+def run_peers(pg_url: str, sizes: peers.Sizes, only: set[str], failures: list[str]) -> list[peers.PeerFigures]:
     from peers import huey_peer, pgqueuer_peer, procrastinate_peer
 
     measures: list[tuple[str, Callable[[], list[peers.PeerFigures]]]] = [
@@ -224,7 +224,12 @@ def run_peers(pg_url: str, sizes: peers.Sizes, only: set[str]) -> list[peers.Pee
             continue
         log(f"peer: {name}")
         t0 = time.monotonic()
-        rows.extend(measure())
+        try:
+            rows.extend(measure())
+        except (Exception, SystemExit) as exc:  # one broken peer must not lose the rest of the run
+            log(f"peer: {name} FAILED: {exc}")
+            failures.append(f"{name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+            continue
         log(f"peer: {name} done in {time.monotonic() - t0:.0f} s")
     return rows
 
@@ -278,8 +283,9 @@ def main() -> None:
 
     queue_figures = bench_queue.measure(args.pg_url, qsizes, log=log) if wanted("queue") else None
     peer_rows: list[peers.PeerFigures] = []
+    peer_failures: list[str] = []
     if not args.skip_peers and (wanted("peers") or only & {"procrastinate", "pgqueuer", "huey"}):
-        peer_rows = run_peers(args.pg_url, sizes, only)
+        peer_rows = run_peers(args.pg_url, sizes, only, peer_failures)
     others = [run_other(name, args.quick) for name in OTHER_BENCHMARKS if wanted(name)]
 
     sections = [
@@ -311,6 +317,8 @@ def main() -> None:
         sections += ["### Targets", "", targets_table(queue_targets(queue_figures, peer_rows)), ""]
     if peer_rows or queue_figures is not None:
         sections += ["### Side by side", "", side_by_side(queue_figures, peer_rows), ""]
+    if peer_failures:
+        sections += ["Peers that failed in this run: " + "; ".join(peer_failures), ""]
     if queue_figures is not None:
         sections += ["### stockq", "", bench_queue.markdown(queue_figures, qsizes), ""]
     sections += others
