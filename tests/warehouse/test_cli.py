@@ -237,3 +237,32 @@ def test_commands_have_help(env: dict[str, str]) -> None:
         result = stockq(env, *command, "--help")
         assert result.exit_code == 0 and len(result.stdout) > 100, command
     assert "3 drift was found" in stockq(env, "warehouse", "recalculate-stocks", "--help").stdout
+
+
+def test_inventory_document_through_the_cli_books_counted_minus_stock(setup: dict[str, str]) -> None:
+    ok(setup, "warehouse", "document", "create", "--type", "PZ", "--warehouse", "MAIN", "--item", "LAMP-1:5", "--post")
+    number = ok(
+        setup,
+        "warehouse",
+        "document",
+        "create",
+        "--type",
+        "INW",
+        "--warehouse",
+        "MAIN",
+        "--item",
+        "LAMP-1:3,5",
+        "--item",
+        "BULB-2:2",
+        "--post",
+    ).strip()
+    assert number == f"INW/{MONTH}/0001"
+    shown = json.loads(ok(setup, "warehouse", "document", "show", number, "--json"))
+    assert [(i["sku"], i["counted_quantity"], i["quantity"]) for i in shown["items"]] == [
+        ("LAMP-1", "3.5", "-1.5"),
+        ("BULB-2", "2", "2"),
+    ]
+    assert [(s["sku"], s["quantity"]) for s in json.loads(ok(setup, "warehouse", "stock", "--json"))] == [
+        ("BULB-2", "2"),
+        ("LAMP-1", "3.5"),
+    ]

@@ -146,7 +146,10 @@ def document_create(
     type_: Annotated[str, typer.Option("--type", help="PZ, WZ, PW, RW, MM, ZW or INW.")],
     warehouse: Annotated[str, typer.Option("--warehouse", help="Warehouse code (the source of an MM).")],
     to: Annotated[str | None, typer.Option("--to", help="Target warehouse of an MM.")] = None,
-    item: Annotated[list[str] | None, typer.Option("--item", help="SKU:QTY[:PRICE] (repeatable).")] = None,
+    item: Annotated[
+        list[str] | None,
+        typer.Option("--item", help="SKU:QTY[:PRICE] (repeatable); for INW QTY is the counted quantity."),
+    ] = None,
     items: Annotated[Path | None, typer.Option("--items", help="CSV of sku;qty[;price] lines.")] = None,
     contractor: Annotated[str | None, typer.Option("--contractor", help="Supplier or customer.")] = None,
     note: Annotated[str | None, typer.Option("--note", help="Free text.")] = None,
