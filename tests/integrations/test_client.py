@@ -199,3 +199,11 @@ def test_httpx_mock_transport_sees_the_full_put_body() -> None:
         "id": "6", "id_product": "2", "id_product_attribute": "7", "id_shop": "1", "id_shop_group": "0",
         "quantity": "40", "depends_on_stock": "0", "out_of_stock": "2", "location": "",
     }  # fmt: skip
+
+
+def test_client_reads_ahead_past_the_expected_rows_and_stops_at_a_short_page(shop: EmulatorHandle) -> None:
+    shop.state.populate(20)
+    with make_client(shop, concurrency=4) as client:
+        rows = [row for page in client.iter_all("products", ["id"], page_size=3, expected=7) for row in page]
+    assert [int(r["id"]) for r in rows] == list(range(1, 21))
+    assert shop.state.requests["GET"] == 7  # 6 full pages and the short one: nothing read twice or skipped

@@ -298,6 +298,8 @@ def _compare_pages(
             pusher.unchanged = unchanged
         if progress:
             progress(unchanged, len(targets))
+        if len(seen) == len(targets):
+            break  # every linked row found: the rest of the shop's rows are not ours
     for stock_id, (sku, product_id, quantity) in targets.items():
         if stock_id not in seen:
             result.plan.append(PlanItem(sku, product_id, stock_id, quantity, None))

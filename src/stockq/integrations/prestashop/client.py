@@ -6,12 +6,13 @@ key redacted. The key travels only as the HTTP Basic user, never in a URL.
 
 from __future__ import annotations
 
+import collections
 import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -382,7 +383,9 @@ class PrestashopClient:
 
 
 class PageStream:
-    """Pages of one resource, prefetched in parallel up to the expected row count, then read one by one."""
+    """Pages of one resource in order, read ahead in parallel: as many pages in flight as ``expected`` rows need
+    (at most the client's concurrency), topped up as pages are consumed, until a short page ends the resource.
+    A consumer that has what it needs stops early and the pages still in flight are dropped."""
 
     def __init__(
         self,
@@ -396,34 +399,48 @@ class PageStream:
     ) -> None:
         self.client, self.resource, self.fields = client, resource, list(fields)
         self.page_size, self.filters = page_size, filters
-        first_pages = (expected // page_size + 1) if expected else 0
-        self._pool: ThreadPoolExecutor | None = None
-        self._futures = []
-        if first_pages > 1:
-            self._pool = ThreadPoolExecutor(max_workers=min(client.concurrency, first_pages))
-            self._futures = [self._pool.submit(self._page, i * page_size) for i in range(first_pages)]
+        # The pages ``expected`` rows fill, plus the short one that proves the end.
+        self._needed = (expected // page_size + 1) if expected else 1
+        self.window = max(1, min(client.concurrency, self._needed))
+        self._pool = ThreadPoolExecutor(max_workers=self.window) if self.window > 1 else None
+        self._in_flight: collections.deque[Future[list[dict[str, str]]]] = collections.deque()
         self._next_offset = 0
+        self._submitted = 0
+        for _ in range(self.window if self._pool is not None else 0):
+            self._submit()
 
     def _page(self, offset: int) -> list[dict[str, str]]:
         return self.client.list_page(
             self.resource, self.fields, offset=offset, limit=self.page_size, filters=self.filters
         )
 
+    def _submit(self) -> None:
+        assert self._pool is not None
+        self._in_flight.append(self._pool.submit(self._page, self._next_offset))
+        self._next_offset += self.page_size
+        self._submitted += 1
+
     def __iter__(self) -> Iterator[list[dict[str, str]]]:
-        for future in self._futures:
-            page = future.result()
-            yield page
-            self._next_offset += self.page_size
+        if self._pool is None:
+            while True:
+                page = self._page(self._next_offset)
+                self._next_offset += self.page_size
+                yield page
+                if len(page) < self.page_size:
+                    return
+        while self._in_flight:
+            page = self._in_flight.popleft().result()
             if len(page) < self.page_size:
+                yield page
                 return
-        while True:
-            page = self._page(self._next_offset)
+            # Within the expected pages keep the window full; past them (more rows than expected) one at a time.
+            if self._submitted < self._needed or not self._in_flight:
+                self._submit()
             yield page
-            self._next_offset += self.page_size
-            if len(page) < self.page_size:
-                return
 
     def close(self) -> None:
+        for future in self._in_flight:
+            future.cancel()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
