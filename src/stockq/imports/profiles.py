@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from stockq import errors
 from stockq.imports import models
-from stockq.imports.feeds import PRODUCT_FIELDS
+from stockq.imports.feeds import PRODUCT_FIELDS, FeedError
 from stockq.imports.feeds.presets import preset as get_preset
 from stockq.imports.fetch import check_source, describe
 from stockq.warehouse._sql import utcnow
@@ -168,7 +168,10 @@ def _validate(
             codecs.lookup(str(options["encoding"]))
         except LookupError:
             raise errors.InvalidInput(f"Unknown encoding {options['encoding']!r}") from None
-    check_source(source, import_root)
+    try:
+        check_source(source, import_root)
+    except FeedError as exc:
+        raise errors.InvalidInput(exc.message) from None
 
 
 def add_profile(

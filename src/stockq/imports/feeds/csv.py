@@ -81,7 +81,7 @@ def read_csv(
     """Yield the mapped fields of every data row of ``binary`` (see the module docstring).
 
     ``mapping`` maps product fields to column names (matched case-insensitively) or, without a header row, to
-    1-based column numbers.
+    1-based column numbers; with a header, fields left unmapped take a column with their usual name (sku, nazwa…).
     """
     csv.field_size_limit(MAX_FIELD_CHARS)  # deliberate: a longer field is broken quoting, not data
     text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
@@ -137,8 +137,7 @@ def _columns(reader: Any, mapping: Mapping[str, str], header: bool) -> dict[str,
     if names is None:
         raise FeedError("The file has no header row")
     normalised = [name.replace("\ufeff", "").strip().lower() for name in names]
-    if not mapping:
-        mapping = csv_mapping_from_header(names)
+    mapping = {**csv_mapping_from_header(names), **mapping}  # usual column names fill unmapped fields
     result = {}
     for field, column in mapping.items():
         wanted = column.strip().lower()
