@@ -306,3 +306,36 @@ def test_emulator_runs_as_a_command(tmp_path) -> None:
         process.terminate()
         process.wait(5)
         time.sleep(0)
+
+
+def test_emulator_version_9_drops_the_depends_on_stock_check_and_answers_options() -> None:
+    from stockq.integrations.prestashop.emulator import start_emulator
+
+    with start_emulator(key=KEY, products=1, version="9.0.0") as nine:
+        body = stock_put(id=1, **{**FULL, "depends_on_stock": 1, "quantity": 3})
+        assert client(nine).put("stock_availables", content=body).status_code == 200
+        assert nine.state.quantity(1) == 3
+        assert httpx.options(f"{nine.url}/api/products").status_code == 200  # no key needed
+
+
+def test_emulator_post_creates_stock_rows_and_delete_removes_them(shop: EmulatorHandle) -> None:
+    body = psxml.entity_body("product", {"reference": "NEW", "price": "5.0"})
+    created = client(shop).post("products", content=body)
+    assert created.status_code == 201
+    new_id = int(psxml.entity_fields(psxml.parse(created.content), "product")["id"])
+    assert shop.state.quantity(new_id) == 0
+    with_id = client(shop).post("products", content=psxml.entity_body("product", {"id": 5, "price": "1"}))
+    assert with_id.status_code == 400 and codes(with_id) == [91]
+    deleted = client(shop).delete(f"products/{new_id}")
+    assert deleted.status_code == 200 and deleted.content == b""
+    assert client(shop).get(f"products/{new_id}").status_code == 404
+    assert codes(client(shop).delete("products/999")) == [87]
+
+
+def test_emulator_head_has_no_body_and_webservice_can_be_disabled(shop: EmulatorHandle) -> None:
+    shop.state.populate(1)
+    head = client(shop).head("products/1")
+    assert head.status_code == 200 and head.content == b""
+    shop.state.webservice_enabled = False
+    disabled = client(shop).get("products")
+    assert disabled.status_code == 503 and codes(disabled) == [22]
