@@ -121,4 +121,8 @@ def queue_syncs_for_changes(conn: Connection, changed: list[tuple[int, int]]) ->
     return claimed
 
 
-hooks.on_stock_changed(queue_syncs_for_changes)
+def _on_stock_changed(conn: Connection, changed: list[tuple[int, int]]) -> None:
+    queue_syncs_for_changes(conn, changed)
+
+
+hooks.on_stock_changed(_on_stock_changed)
