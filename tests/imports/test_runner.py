@@ -238,3 +238,17 @@ def test_source_outside_the_root_fails_the_run(store: sa.Engine, tmp_path: Path)
     result = _run(store, root, "esc")
     assert result.status == "failed" and "outside the import root" in (result.message or "")
     assert _names(store) == {}
+
+
+def test_repeated_sku_last_wins_and_empty_ean_clears_on_both_databases(store: sa.Engine, tmp_path: Path) -> None:
+    with store.begin() as conn:
+        products.upsert_products(conn, [{"sku": "A", "ean": "5901234123457", "name": "Old", "unit": "kg"}])
+    (tmp_path / "dup.csv").write_text("sku,ean,name\nA,,First\nB,5900000000011,Bee\nA,,Second\n")
+    _add(store, tmp_path, "dup", source="dup.csv", format="csv")
+    result = _run(store, tmp_path, "dup")
+    assert (result.created, result.updated, result.unchanged) == (1, 1, 0)
+    with store.begin() as conn:
+        found = {p.sku: (p.ean, p.name, p.unit) for p in products.list_products(conn)}
+    assert found == {"A": (None, "Second", "kg"), "B": ("5900000000011", "Bee", "szt")}
+    again = _run(store, tmp_path, "dup")
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 2)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -30,6 +31,7 @@ from stockq.imports.feeds.xml import read_xml
 from stockq.imports.fetch import FetchOptions, fetch
 from stockq.imports.profiles import Profile, get_profile
 from stockq.warehouse import documents, products
+from stockq.warehouse import models as warehouse_models
 from stockq.warehouse._sql import insert as dialect_insert
 from stockq.warehouse._sql import utcnow
 
@@ -213,7 +215,7 @@ class _Importer:
                     self.counted[r.product["sku"]] = r.quantity
 
     def _resolve_by_ean(self, rows: list[_Row]) -> list[_Row]:
-        table = products.models.products
+        table = warehouse_models.products
         eans = sorted({r.product["ean"] for r in rows if r.product.get("ean")})
         known: dict[str, str] = {}
         if eans:
@@ -261,6 +263,85 @@ class _Importer:
         )
         if document is not None:
             self.result.stock_document = document.number
+
+
+class _PostgresStagingImporter(_Importer):
+    """PostgreSQL, matching by SKU: rows stream through COPY into a temporary staging table, then a few set-based
+    statements apply them (new products inserted, changed ones updated, prices upserted), with the same
+    semantics and counts as ``products.upsert_products`` (a field absent from a record is left as it is; a SKU
+    repeated in the feed: the last record wins). The temp table is dropped at commit or rollback."""
+
+    def __init__(self, conn: Connection, profile: Profile, result: RunResult, stack: ExitStack) -> None:
+        super().__init__(conn, profile, result)
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE stockq_import_stage (line bigint NOT NULL, sku text NOT NULL, ean text, "
+            "name text, unit text, price numeric(18, 4), quantity numeric(18, 4)) ON COMMIT DROP"
+        )
+        cursor = stack.enter_context(conn.connection.driver_connection.cursor())  # type: ignore[union-attr]
+        self._copy = stack.enter_context(
+            cursor.copy("COPY stockq_import_stage (line, sku, ean, name, unit, price, quantity) FROM STDIN")
+        )
+        self._stack = stack
+
+    def add(self, row: _Row) -> None:
+        product = row.product
+        name = product.get("name")
+        unit = product.get("unit")
+        self._copy.write_row(
+            (
+                row.number,
+                product["sku"],
+                ("" if product["ean"] is None else product["ean"]) if "ean" in product else None,
+                None if name is None else name[:255],
+                unit[:16] if unit else None,
+                row.price,
+                row.quantity,
+            )
+        )
+
+    def flush(self) -> None:
+        self._stack.close()  # ends the COPY
+        conn = self.conn
+        conn.exec_driver_sql(
+            "CREATE TEMPORARY TABLE stockq_import_final ON COMMIT DROP AS "
+            "SELECT s.*, p.id AS product_id, p.id IS NULL AS is_new, "
+            "(p.id IS NOT NULL AND ((s.name IS NOT NULL AND s.name IS DISTINCT FROM p.name) "
+            " OR (s.ean IS NOT NULL AND NULLIF(s.ean, '') IS DISTINCT FROM p.ean) "
+            " OR (s.unit IS NOT NULL AND s.unit IS DISTINCT FROM p.unit))) AS is_changed "
+            "FROM (SELECT DISTINCT ON (sku) * FROM stockq_import_stage ORDER BY sku, line DESC) s "
+            "LEFT JOIN products p ON p.sku = s.sku"
+        )
+        created, updated, unchanged = conn.exec_driver_sql(
+            "SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE is_changed), "
+            "count(*) FILTER (WHERE NOT is_new AND NOT is_changed) FROM stockq_import_final"
+        ).one()
+        now = utcnow()
+        conn.exec_driver_sql(
+            "INSERT INTO products (sku, ean, name, unit, active, created_at, updated_at) "
+            "SELECT sku, NULLIF(ean, ''), COALESCE(name, ''), COALESCE(unit, 'szt'), true, %(now)s, %(now)s "
+            "FROM stockq_import_final WHERE is_new ORDER BY sku",
+            {"now": now},
+        )
+        conn.exec_driver_sql(
+            "UPDATE products p SET name = COALESCE(f.name, p.name), "
+            "ean = CASE WHEN f.ean IS NULL THEN p.ean ELSE NULLIF(f.ean, '') END, "
+            "unit = COALESCE(f.unit, p.unit), updated_at = %(now)s "
+            "FROM stockq_import_final f WHERE f.is_changed AND p.id = f.product_id",
+            {"now": now},
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO import_prices (profile_id, product_id, price, updated_at) "
+            "SELECT %(profile)s, p.id, f.price, %(now)s FROM stockq_import_final f JOIN products p ON p.sku = f.sku "
+            "WHERE f.price IS NOT NULL ORDER BY p.id "
+            "ON CONFLICT (profile_id, product_id) DO UPDATE SET price = excluded.price, updated_at = excluded.updated_at",
+            {"profile": self.profile.id, "now": now},
+        )
+        self.result.created += int(created)
+        self.result.updated += int(updated)
+        self.result.unchanged += int(unchanged)
+        if self.profile.stock_warehouse:
+            rows = conn.exec_driver_sql("SELECT sku, quantity FROM stockq_import_final WHERE quantity IS NOT NULL")
+            self.counted = {str(sku): Decimal(quantity) for sku, quantity in rows}
 
 
 def run_import(
@@ -317,8 +398,12 @@ def _apply(
             result.status = "not_modified"
             result.message = "The feed has not changed since the last run (HTTP 304); nothing applied"
             return
-        with fetched.path.open("rb") as binary, engine.begin() as conn:
-            importer = _Importer(conn, profile, result)
+        with fetched.path.open("rb") as binary, engine.begin() as conn, ExitStack() as stack:
+            importer = (
+                _PostgresStagingImporter(conn, profile, result, stack)
+                if conn.dialect.name == "postgresql" and profile.match_key == "sku"
+                else _Importer(conn, profile, result)
+            )
             unit = "line" if profile.format == "csv" else "record"
             for item in _records(profile, binary, fetched.path):
                 result.read += 1

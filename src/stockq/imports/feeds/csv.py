@@ -111,7 +111,7 @@ def read_csv(
             except IndexError:
                 yield BadRecord(line_no, f"line {line_no}: too few fields ({len(row)})")
                 continue
-            yield RawRecord(line_no, values)  # type: ignore[arg-type]
+            yield RawRecord(line_no, dict(values))
     except UnicodeDecodeError as exc:
         raise FeedError(f"The file is not valid {encoding}: {exc.reason} (set the encoding on the profile)") from None
     except csv.Error as exc:

@@ -87,7 +87,7 @@ def _attr_of(elem: etree._Element | None, attr: str) -> str | None:
 def _text_of(elem: etree._Element | None) -> str | None:
     if elem is None:
         return None
-    text = elem.text if len(elem) == 0 else "".join(elem.itertext())
+    text = elem.text if len(elem) == 0 else "".join(str(t) for t in elem.itertext())
     return (text or "").strip()
 
 
