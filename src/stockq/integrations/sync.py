@@ -212,7 +212,6 @@ def sync_one(
     failed run's SyncResult as ``.sync_result``) after the run is logged as failed, so a job retries."""
     started = shops.utcnow()
     result = SyncResult(integration.id, integration.name, dry_run, "running")
-    result.run_id = _start_run(engine, integration.id, started, dry_run)
     client = client_factory(integration) if client_factory else integration.client()
     stream = None
     try:
@@ -221,8 +220,9 @@ def sync_one(
             expected = conn.execute(
                 sa.select(sa.func.count()).select_from(link_table).where(link_table.c.integration_id == integration.id)
             ).scalar_one()
-        # The shop's pages are on their way while stockq reads its own side.
+        # The shop's pages are on their way while stockq logs the run and reads its own side.
         stream = client.pages("stock_availables", STOCK_FIELDS, page_size=page_size, expected=expected or None)
+        result.run_id = _start_run(engine, integration.id, started, dry_run)
         with engine.connect() as conn:
             targets = {
                 stock_id: (sku, product_id, quantity)
@@ -398,6 +398,8 @@ def _finish_run(
 ) -> None:
     """Log the run and its changed/failed items; a real (not dry) successful run also records the links'
     quantities and the integration's last sync time."""
+    if result.run_id is None:  # failed before the run was logged
+        return
     finished = shops.utcnow()
     with engine.begin() as conn:
         conn.execute(
