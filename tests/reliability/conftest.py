@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -33,17 +33,28 @@ class Spawner:
 
     cwd: Path
     procs: list[subprocess.Popen[str]]
+    logs: dict[int, Path] = field(default_factory=dict)
 
     def __call__(
         self, database_url: str, *args: str, lease: int = 10, capture: bool = False, **env: str
     ) -> subprocess.Popen[str]:
+        """Start a worker. ``capture``: pipe its output; otherwise stderr (the worker's log lines) goes to
+        ``stderr_of(proc)`` and stdout is discarded."""
         out = subprocess.PIPE if capture else subprocess.DEVNULL
+        err = subprocess.PIPE if capture else open(self.cwd / f"worker-{len(self.procs)}.err", "w")
         proc = subprocess.Popen(
             [sys.executable, "-m", "stockq", "queue", "work", "--sleep=0.1", *args],
-            env=worker_env(database_url, lease=lease, **env), cwd=self.cwd, stdout=out, stderr=out, text=True,
+            env=worker_env(database_url, lease=lease, **env), cwd=self.cwd, stdout=out, stderr=err, text=True,
         )  # fmt: skip
+        if not capture:
+            err.close()  # type: ignore[union-attr]
+            self.logs[proc.pid] = self.cwd / f"worker-{len(self.procs)}.err"
         self.procs.append(proc)
         return proc
+
+    def stderr_of(self, pid: int) -> str:
+        path = self.logs.get(pid)
+        return path.read_text() if path and path.exists() else ""
 
 
 @pytest.fixture
