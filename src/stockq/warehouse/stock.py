@@ -11,11 +11,12 @@ The ledger is the items of every document that was posted (``posted_at`` set; a 
 counts, its correction reverses it; a cancelled draft never counts). Each item moves ``quantity * stock_sign`` at
 the document's warehouse and the opposite at its target warehouse (MM and corrections of MM).
 
-``recalculate`` is set-based: one statement aggregates the signed movements
-per (warehouse, product), compares them with the stored totals in the same aggregate (so stale total rows are seen
-too) and keeps the differences in a temporary table; one ``INSERT … SELECT … ON CONFLICT DO UPDATE`` writes them
-back. Nothing loops over lines in Python. On PostgreSQL the repair first takes ``SHARE ROW EXCLUSIVE`` on the totals
-table, so postings wait for the rebuild instead of being overwritten by it (reads go on); on SQLite the IMMEDIATE
+``recalculate`` is set-based: one statement aggregates the signed movements per (warehouse, product), compares them
+with the stored totals in the same aggregate (so stale total rows are seen too) and returns only the keys that
+differ; one ``INSERT … ON CONFLICT DO UPDATE`` writes those back (PostgreSQL: from arrays with ``unnest``; SQLite:
+one executemany). Nothing loops over document lines in Python. The comparison is a plain SELECT, so PostgreSQL may
+run it with parallel workers. Before a repair, PostgreSQL takes ``SHARE ROW EXCLUSIVE`` on the totals table, so
+postings wait for the rebuild instead of being overwritten by it (reads go on); on SQLite the IMMEDIATE
 transaction does the same. Runs inside the caller's transaction.
 """
 
@@ -31,8 +32,6 @@ from sqlalchemy.engine import Connection
 from stockq.warehouse import models
 from stockq.warehouse._sql import quantize, utcnow
 from stockq.warehouse.warehouses import warehouse_by_code
-
-DRIFT_TABLE = "stockq_stock_drift"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -123,20 +122,16 @@ def recalculate(conn: Connection, *, dry_run: bool, warehouse_code: str | None =
     postgresql = conn.dialect.name == "postgresql"
     if postgresql and not dry_run:
         conn.exec_driver_sql("LOCK TABLE warehouse_stock_totals IN SHARE ROW EXCLUSIVE MODE")
-    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {DRIFT_TABLE}")
-    on_commit = " ON COMMIT DROP" if postgresql else ""
-    conn.execute(
-        sa.text(
-            f"CREATE TEMPORARY TABLE {DRIFT_TABLE}{on_commit} AS {drift_sql(warehouse_filter=bool(params), exact=postgresql)}"
-        ),
-        params,
-    )
+    # A plain SELECT (not CREATE TEMP TABLE AS … or INSERT … SELECT) so that PostgreSQL may run the aggregate with
+    # parallel workers; only the differing keys come back, usually none.
     rows = conn.execute(
         sa.text(
-            f"SELECT w.code, p.sku, d.stored, d.recomputed FROM {DRIFT_TABLE} d "
+            "SELECT d.warehouse_id, d.product_id, w.code, p.sku, d.stored, d.recomputed "
+            f"FROM ({drift_sql(warehouse_filter=bool(params), exact=postgresql)}) d "
             "JOIN warehouses w ON w.id = d.warehouse_id JOIN products p ON p.id = d.product_id "
             "ORDER BY w.code, p.sku"
-        )
+        ),
+        params,
     ).all()
     drift = [
         Drift(
@@ -145,18 +140,33 @@ def recalculate(conn: Connection, *, dry_run: bool, warehouse_code: str | None =
             stored=None if stored is None else quantize(stored),
             recomputed=quantize(recomputed),
         )
-        for code, sku, stored, recomputed in rows
+        for _, _, code, sku, stored, recomputed in rows
     ]
     if drift and not dry_run:
+        _write_totals(conn, [(int(w), int(p)) for w, p, *_ in rows], [d.recomputed for d in drift])
+    return drift
+
+
+def _write_totals(conn: Connection, keys: list[tuple[int, int]], quantities: list[Decimal]) -> None:
+    """One upsert statement setting the given totals (PostgreSQL: from arrays; SQLite: executemany)."""
+    now = utcnow()
+    upsert = (
+        "INSERT INTO warehouse_stock_totals (warehouse_id, product_id, quantity, updated_at) {source} "
+        "ON CONFLICT (warehouse_id, product_id) DO UPDATE "
+        "SET quantity = excluded.quantity, updated_at = excluded.updated_at"
+    )
+    if conn.dialect.name == "postgresql":
         conn.execute(
             sa.text(
-                "INSERT INTO warehouse_stock_totals (warehouse_id, product_id, quantity, updated_at) "
-                f"SELECT warehouse_id, product_id, recomputed, :now FROM {DRIFT_TABLE} WHERE true "
-                "ON CONFLICT (warehouse_id, product_id) DO UPDATE "
-                "SET quantity = excluded.quantity, updated_at = excluded.updated_at"
+                upsert.format(
+                    source="SELECT w, p, q, :now FROM unnest(CAST(:w AS bigint[]), CAST(:p AS bigint[]), "
+                    "CAST(:q AS numeric[])) AS v(w, p, q)"
+                )
             ),
-            {"now": utcnow()},
+            {"w": [w for w, _ in keys], "p": [p for _, p in keys], "q": quantities, "now": now},
         )
-    if not postgresql:
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {DRIFT_TABLE}")
-    return drift
+    else:
+        conn.execute(
+            sa.text(upsert.format(source="VALUES (:w, :p, :q, :now)")),
+            [{"w": w, "p": p, "q": str(q), "now": now} for (w, p), q in zip(keys, quantities, strict=True)],
+        )
