@@ -55,6 +55,18 @@ def test_cli_add_list_show_mask_the_key(added: str, shop: EmulatorHandle) -> Non
     assert missing.exit_code == 1 and "No integration with id 9" in missing.stderr and "Traceback" not in missing.output
 
 
+def test_cli_update_changes_only_what_is_given(added: str) -> None:
+    new_key = "N" * 32
+    result = stockq(added, "integrations", "update", "1", "--warehouses", "B2", "--buffer", "3", "--key", new_key)
+    assert result.exit_code == 0, result.output
+    assert new_key not in result.output
+    shown = json.loads(stockq(added, "integrations", "show", "1", "--json").stdout)
+    assert (shown["warehouses"], shown["stock_buffer"], shown["sync_interval_minutes"]) == (["B2"], 3, 30)
+    assert new_key not in json.dumps(shown)
+    bad = stockq(added, "integrations", "update", "1", "--warehouses", "NOPE")
+    assert bad.exit_code == 2 and "NOPE" in bad.stderr
+
+
 def test_cli_add_rejects_bad_input(db_url: str, shop: EmulatorHandle) -> None:
     seed_warehouses(db.get_engine(db_url), "MAIN")
     short = stockq(db_url, "integrations", "add", "prestashop", "S", "--url", shop.url, "--key", "abc")

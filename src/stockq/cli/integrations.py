@@ -61,6 +61,37 @@ def add_prestashop(
     render.info(f"Integration [{integration.id}] {integration.name} added (key {integration.masked_key})")
 
 
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    integration_id: Annotated[int, typer.Argument(help="Integration id.")],
+    url: Annotated[str | None, typer.Option("--url", help="The shop's base URL.")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="New webservice key (32 chars); never printed.")] = None,
+    shop: Annotated[int | None, typer.Option("--shop", help="Shop id in a multistore (0: the default shop).")] = None,
+    warehouses: Annotated[str | None, typer.Option("--warehouses", help="Warehouse codes: MAIN,…")] = None,
+    interval: Annotated[int | None, typer.Option("--interval", help="Minutes between scheduled syncs.")] = None,
+    buffer: Annotated[int | None, typer.Option("--buffer", help="Units held back from the published quantity.")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", help="Requests in flight at most.")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds to wait per request.")] = None,
+) -> None:
+    """Change an integration's settings (only the options given)."""
+    from stockq.integrations import shops
+
+    integration = shops.update(
+        state(ctx).engine(),
+        integration_id,
+        url=url,
+        key=key,
+        shop_id=shop,
+        warehouses=tuple(warehouses.split(",")) if warehouses is not None else None,
+        interval_minutes=interval,
+        stock_buffer=buffer,
+        concurrency=concurrency,
+        timeout_seconds=timeout,
+    )
+    render.info(f"Integration [{integration.id}] {integration.name} updated")
+
+
 @app.command("list")
 def list_integrations(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List integrations (keys masked)."""

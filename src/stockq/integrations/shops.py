@@ -231,6 +231,61 @@ def set_active(engine: Engine, integration_id: int, active: bool) -> Integration
     return get(engine, integration_id)
 
 
+def update(
+    engine: Engine,
+    integration_id: int,
+    *,
+    url: str | None = None,
+    key: str | None = None,
+    shop_id: int | None = None,
+    warehouses: tuple[str, ...] | None = None,
+    interval_minutes: int | None = None,
+    stock_buffer: int | None = None,
+    concurrency: int | None = None,
+    timeout_seconds: float | None = None,
+) -> Integration:
+    """Change some settings of an integration (None: keep); validated as `add` validates them."""
+    current = get(engine, integration_id)
+    if key is not None:
+        redact.register_secret(key)
+        if not re.fullmatch(r"[A-Za-z0-9]{32}", key):
+            raise errors.InvalidInput("A PrestaShop webservice key has 32 letters or digits")
+    values: dict[str, Any] = {}
+    if url is not None:
+        values["url"] = _validate_url(url)
+    if key is not None:
+        values["api_key"] = key
+    if shop_id is not None:
+        if shop_id < 0:
+            raise errors.InvalidInput("--shop must be a shop id (0 for the default shop)")
+        values["shop_id"] = shop_id or None
+    if interval_minutes is not None:
+        if interval_minutes < 1:
+            raise errors.InvalidInput("--interval must be at least 1 minute")
+        values["sync_interval_minutes"] = interval_minutes
+    if stock_buffer is not None:
+        if stock_buffer < 0:
+            raise errors.InvalidInput("--buffer cannot be negative")
+        values["stock_buffer"] = stock_buffer
+    if concurrency is not None:
+        if not 1 <= concurrency <= 64:
+            raise errors.InvalidInput("--concurrency must be between 1 and 64")
+        values["concurrency"] = concurrency
+    if timeout_seconds is not None:
+        if timeout_seconds <= 0:
+            raise errors.InvalidInput("--timeout must be positive")
+        values["timeout_seconds"] = timeout_seconds
+    with engine.begin() as conn:
+        if warehouses is not None:
+            codes = tuple(dict.fromkeys(c.strip() for c in warehouses if c.strip()))
+            _check_warehouses(conn, codes)
+            values["warehouse_codes"] = ",".join(codes)
+        if values:
+            values["updated_at"] = utcnow()
+            conn.execute(sa.update(models.integrations).where(models.integrations.c.id == current.id).values(**values))
+    return get(engine, integration_id)
+
+
 def test_connection(engine: Engine, integration_id: int) -> ShopInfo:
     """Reach the shop: its version and whether the key may read products/combinations and write stock."""
     integration = get(engine, integration_id)
