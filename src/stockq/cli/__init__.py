@@ -80,21 +80,20 @@ def main_callback(
 
 
 def _register() -> None:
+    from stockq.cli import demo as demo_cli
+    from stockq.cli import imports as imports_cli
+    from stockq.cli import integrations as integrations_cli
     from stockq.cli import migrate as migrate_cli
-    from stockq.cli import queue as queue_cli
-
-    app.command("migrate")(migrate_cli.migrate)
-    app.add_typer(queue_cli.app, name="queue")
     from stockq.cli import products as products_cli
+    from stockq.cli import queue as queue_cli
     from stockq.cli import warehouse as warehouse_cli
 
+    app.command("demo")(demo_cli.demo)
+    app.command("migrate")(migrate_cli.migrate)
+    app.add_typer(queue_cli.app, name="queue")
     app.add_typer(warehouse_cli.app, name="warehouse")
     app.add_typer(products_cli.app, name="products")
-    from stockq.cli import integrations as integrations_cli
-
     app.add_typer(integrations_cli.app, name="integrations")
-    from stockq.cli import imports as imports_cli
-
     app.add_typer(imports_cli.app, name="imports")
     integrations_cli.app.command("run-imports")(imports_cli.run_imports)
 

@@ -1,0 +1,1 @@
+"""The quick start: the whole system end to end on a fresh SQLite file, through the real commands and jobs."""
