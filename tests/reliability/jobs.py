@@ -93,6 +93,7 @@ class FileHog(stockq.Job):
         for i in range(0, len(block), 4096):
             block[i] = 1
         FileHog.kept.append(block)
+        time.sleep(getattr(self, "seconds", 0.15))  # longer than the worker's 0.1 s memory-check interval
         _append(self.path, f"end {self.job_uuid} {self.attempts} {os.getpid()} {time.time():.6f}\n")
 
 
