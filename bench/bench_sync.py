@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import os
 import socket
 import subprocess
 import sys
@@ -152,7 +153,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
             rows = run(url, products=products, latency_ms=args.latency_ms, concurrencies=concurrencies)
-    print(f"\nSync of {products:,} linked products, 1% changed, emulator latency {args.latency_ms:g} ms, {backend}\n")
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    print(
+        f"\nSync of {products:,} linked products, 1% changed, emulator latency {args.latency_ms:g} ms, {backend}, "
+        f"{os.cpu_count()} CPUs, load average {load}\n"
+    )
     headers = list(rows[0])
     print("| " + " | ".join(headers) + " |")
     print("|" + "|".join("---:" for _ in headers) + "|")
