@@ -83,27 +83,16 @@ def upgrade() -> None:
     op.create_index(op.f("ix_import_rejections_run_id"), "import_rejections", ["run_id"])
     op.create_table(
         "import_prices",
-        sa.Column("profile_id", BigId, nullable=False),
-        sa.Column("product_id", BigId, nullable=False),
+        sa.Column("profile_id", BigId, autoincrement=False, nullable=False),
+        sa.Column("sku", sa.String(64), nullable=False),
         sa.Column("price", sa.Numeric(18, 4), nullable=False),
         sa.Column("updated_at", sa.DateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["profile_id"],
-            ["import_profiles.id"],
-            name=op.f("fk_import_prices_profile_id_import_profiles"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["product_id"], ["products.id"], name=op.f("fk_import_prices_product_id_products"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("profile_id", "product_id", name=op.f("pk_import_prices")),
+        sa.PrimaryKeyConstraint("profile_id", "sku", name=op.f("pk_import_prices")),
     )
-    op.create_index(op.f("ix_import_prices_product_id"), "import_prices", ["product_id"])
 
 
 def downgrade() -> None:
     """Downgrade schema."""
-    op.drop_index(op.f("ix_import_prices_product_id"), table_name="import_prices")
     op.drop_table("import_prices")
     op.drop_index(op.f("ix_import_rejections_run_id"), table_name="import_rejections")
     op.drop_table("import_rejections")

@@ -83,7 +83,7 @@ class Profile:
             mapping.update(chosen.mapping)
         options.update(self.options)
         mapping.update(self.mapping)
-        return options, mapping
+        return options, {k: v for k, v in mapping.items() if v}  # an empty path switches a preset's field off
 
 
 def _from_row(row: sa.Row[Any]) -> Profile:
@@ -266,7 +266,8 @@ def edit_profile(
     merged_options = {**current.options, **(options or {})}
     merged_options = {k: v for k, v in merged_options.items() if v not in ("", None)}
     merged_mapping = {**current.mapping, **(mapping or {})}
-    merged_mapping = {k: v for k, v in merged_mapping.items() if v}
+    if not new_preset_keeps(current.preset if preset is None else preset):
+        merged_mapping = {k: v for k, v in merged_mapping.items() if v}
     new_name = rename or current.name
     new_source = source or current.source
     new_format = (format or current.format).lower()
@@ -307,6 +308,11 @@ def edit_profile(
         values["last_modified"] = None
     conn.execute(table.update().where(table.c.id == current.id).values(**values))
     return get_profile(conn, current.id)
+
+
+def new_preset_keeps(preset: str | None) -> bool:
+    """With a preset, an empty mapping value is kept: it switches the preset's field off."""
+    return bool(preset)
 
 
 def remove_profile(conn: Connection, name_or_id: str | int) -> Profile:

@@ -45,6 +45,7 @@ Progress = Callable[[int, int, int], None]
 _EAN = re.compile(r"\d{8,14}")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 _CURRENCY = re.compile(r"\s*(?:[A-Za-z]{3}|zł|PLN|EUR|€|\$)\s*$")
+_PLAIN = re.compile(r"-?\d+(?:([.,])\d+)?")
 _GROUPED = re.compile(r"-?\d{1,3}(_\d{3})+")
 _SPACES = str.maketrans("", "", " \u00a0\u202f\u2009'")
 
@@ -152,6 +153,9 @@ def _validated(record: RawRecord, options: dict[str, Any], match_key: str) -> _R
 def _number(text: str | None, what: str, decimal: str, thousands: str) -> Decimal | None:
     if text is None or not text.strip():
         return None
+    plain = _PLAIN.fullmatch(text)
+    if plain is not None and (plain.group(1) is None or decimal in ("auto", plain.group(1))):
+        return Decimal(text.replace(",", ".") if plain.group(1) == "," else text)  # the common case, quickly
     try:
         return parse_number(text, decimal=decimal, thousands=thousands)
     except ValueError as exc:
@@ -233,21 +237,19 @@ class _Importer:
         return kept
 
     def _store_prices(self, rows: list[_Row]) -> None:
-        ids = products.product_ids_by_sku(self.conn, (r.product["sku"] for r in rows))
         now = utcnow()
         values = {
-            ids[r.product["sku"]]: {
+            r.product["sku"]: {
                 "profile_id": self.profile.id,
-                "product_id": ids[r.product["sku"]],
+                "sku": r.product["sku"],
                 "price": r.price,
                 "updated_at": now,
             }
             for r in rows
-            if r.product["sku"] in ids
         }
         statement = dialect_insert(self.conn, models.import_prices)
         statement = statement.on_conflict_do_update(
-            index_elements=["profile_id", "product_id"],
+            index_elements=["profile_id", "sku"],
             set_={"price": statement.excluded.price, "updated_at": statement.excluded.updated_at},
         )
         self.conn.execute(statement, list(values.values()))
@@ -330,10 +332,9 @@ class _PostgresStagingImporter(_Importer):
             {"now": now},
         )
         conn.exec_driver_sql(
-            "INSERT INTO import_prices (profile_id, product_id, price, updated_at) "
-            "SELECT %(profile)s, p.id, f.price, %(now)s FROM stockq_import_final f JOIN products p ON p.sku = f.sku "
-            "WHERE f.price IS NOT NULL ORDER BY p.id "
-            "ON CONFLICT (profile_id, product_id) DO UPDATE SET price = excluded.price, updated_at = excluded.updated_at",
+            "INSERT INTO import_prices (profile_id, sku, price, updated_at) "
+            "SELECT %(profile)s, sku, price, %(now)s FROM stockq_import_final WHERE price IS NOT NULL ORDER BY sku "
+            "ON CONFLICT (profile_id, sku) DO UPDATE SET price = excluded.price, updated_at = excluded.updated_at",
             {"profile": self.profile.id, "now": now},
         )
         self.result.created += int(created)

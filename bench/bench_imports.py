@@ -1,0 +1,205 @@
+"""Import benchmark: a CSV and a Ceneo XML feed of the same rows imported into PostgreSQL and SQLite, beside
+PostgreSQL's COPY of the same CSV into a bare table (the floor).
+
+    python bench/bench_imports.py [--quick] [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
+
+Full size: 1,000,000 rows (--quick: 50,000), each also at a fifth of the size to show that peak memory does not
+grow with the file. Files are generated in a temp dir: a Polish CSV (``;``, decimal commas, UTF-8 without BOM, so
+the encoding check reads the whole file) and a Ceneo offers XML. Every import runs in a child process on a fresh
+database (PostgreSQL: a new database ``stockq_bench_<hex>``, dropped afterwards; SQLite: a temp file), migrated
+first; the profile maps sku, ean, name and price (no stock warehouse: stock goes through an INW document, which is
+the warehouse's benchmark). Wall time is the child's ``run_import`` call; peak RSS is the child's ``ru_maxrss``
+(``os.wait4``), so it includes the interpreter and imports (about 60-70 MB).
+The floor: ``COPY bare FROM STDIN (FORMAT csv, HEADER, DELIMITER ';')`` of the same CSV file's bytes into an
+unindexed table of text columns, in a fresh database, timed the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as f:
+        f.write("sku;ean;nazwa;ilosc;cena_brutto\r\n")
+        for i in range(rows):
+            f.write(
+                f'SKU-{i:07d};{5900000000000 + i};"Produkt testowy nr {i}, żółty";{i % 50};{i % 997},{i % 100:02d}\r\n'
+            )
+
+
+def write_xml(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        f.write('<?xml version="1.0" encoding="UTF-8"?>\n<offers version="1"><group name="other">\n')
+        for i in range(rows):
+            f.write(
+                f'<o id="SKU-{i:07d}" url="https://sklep.example.pl/p/{i}" price="{i % 997}.{i % 100:02d}" avail="1" '
+                f'stock="{i % 50}"><cat><![CDATA[Oświetlenie]]></cat><name><![CDATA[Produkt testowy nr {i}, żółty]]>'
+                f'</name><attrs><a name="Producent">Lumax</a><a name="EAN">{5900000000000 + i}</a></attrs></o>\n'
+            )
+        f.write("</group></offers>\n")
+
+
+@contextmanager
+def pg_database(admin_url: str) -> Iterator[str]:
+    from stockq import db
+
+    name = f"stockq_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(db.normalize_url(admin_url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.engine.make_url(db.normalize_url(admin_url)).set(database=name).render_as_string(False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="stockq_bench_") as directory:
+        yield f"sqlite:///{Path(directory) / 'bench.db'}"
+
+
+@dataclass
+class Measured:
+    seconds: float
+    rows: int
+    peak_rss_mb: float
+
+
+def child_import(url: str, path: Path, fmt: str) -> dict[str, object]:
+    """In the child: migrate, add a profile, run it; returns the timing and counts."""
+    from stockq import db, schema
+    from stockq.imports import profiles, runner
+
+    engine = db.get_engine(url)
+    schema.upgrade(engine)
+    with engine.begin() as conn:
+        if fmt == "csv":
+            profiles.add_profile(
+                conn,
+                "bench",
+                source=str(path),
+                format="csv",
+                import_root=path.parent,
+                mapping={"sku": "sku", "ean": "ean", "name": "nazwa", "price": "cena_brutto"},
+            )
+        else:
+            profiles.add_profile(
+                conn,
+                "bench",
+                source=str(path),
+                format="xml",
+                preset="ceneo",
+                import_root=path.parent,
+                mapping={"quantity": ""},
+            )
+    started = time.perf_counter()
+    result = runner.run_import(engine, "bench", import_root=path.parent)
+    seconds = time.perf_counter() - started
+    if result.status != "succeeded" or result.created != result.read:
+        raise SystemExit(f"import failed: {result}")
+    return {"seconds": seconds, "rows": result.created}
+
+
+def child_copy(url: str, path: Path) -> dict[str, object]:
+    """In the child: COPY the CSV's bytes into a bare table of text columns."""
+    import psycopg
+
+    conninfo = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(conninfo) as conn:
+        conn.execute("CREATE TABLE bare (sku text, ean text, name text, quantity text, price text)")
+        started = time.perf_counter()
+        with conn.cursor() as cursor, path.open("rb") as f:
+            with cursor.copy("COPY bare FROM STDIN (FORMAT csv, HEADER true, DELIMITER ';')") as copy:
+                while chunk := f.read(1 << 20):
+                    copy.write(chunk)
+            conn.commit()
+        seconds = time.perf_counter() - started
+        rows = conn.execute("SELECT count(*) FROM bare").fetchone()[0]  # type: ignore[index]
+    return {"seconds": seconds, "rows": rows}
+
+
+def in_child(*args: str) -> Measured:
+    """Run this script with ``--child …`` and measure the child's own peak RSS."""
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    process = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=subprocess.PIPE, env=env, text=True)
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"child {args} failed with {process.returncode}")
+    data = json.loads(output.strip().splitlines()[-1])
+    return Measured(seconds=float(data["seconds"]), rows=int(data["rows"]), peak_rss_mb=usage.ru_maxrss / 1024)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="50,000 rows instead of 1,000,000")
+    parser.add_argument("--pg-url", default=os.environ.get("STOCKQ_TEST_PG_URL", DEFAULT_PG))
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, url, path = args.child[0], args.child[1], Path(args.child[2])
+        data = child_copy(url, path) if kind == "copy" else child_import(url, path, kind)
+        print(json.dumps(data))
+        return
+
+    full = 50_000 if args.quick else 1_000_000
+    lines = [
+        "| size | database | format | rows | wall time | rows/s | peak RSS | vs COPY floor | XML vs CSV |",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    with tempfile.TemporaryDirectory(prefix="stockq_bench_imports_") as tmp:
+        for rows in (full // 5, full):
+            csv_path, xml_path = Path(tmp) / f"feed_{rows}.csv", Path(tmp) / f"feed_{rows}.xml"
+            write_csv(csv_path, rows)
+            write_xml(xml_path, rows)
+            with pg_database(args.pg_url) as url:
+                floor = in_child("copy", url, str(csv_path))
+            lines.append(_line(rows, "PostgreSQL", "COPY (floor)", floor, floor, None))
+            for database, factory in (("PostgreSQL", lambda: pg_database(args.pg_url)), ("SQLite", sqlite_database)):
+                measured: dict[str, Measured] = {}
+                for fmt, path in (("csv", csv_path), ("xml", xml_path)):
+                    with factory() as url:
+                        measured[fmt] = in_child(fmt, url, str(path))
+                lines.append(_line(rows, database, "CSV", measured["csv"], floor, None))
+                lines.append(_line(rows, database, "XML (Ceneo)", measured["xml"], floor, measured["csv"]))
+            print(
+                f"... {rows:,} rows done ({csv_path.stat().st_size / 1e6:.0f} MB CSV, "
+                f"{xml_path.stat().st_size / 1e6:.0f} MB XML)",
+                file=sys.stderr,
+            )
+    print("\n".join(lines))
+
+
+def _line(rows: int, database: str, what: str, m: Measured, floor: Measured, csv: Measured | None) -> str:
+    ratio = f"{m.seconds / floor.seconds:.1f}x"
+    versus_csv = f"{m.seconds / csv.seconds:.2f}x" if csv is not None else ""
+    return (
+        f"| {rows:,} | {database} | {what} | {m.rows:,} | {m.seconds:.2f} s | {m.rows / m.seconds:,.0f} "
+        f"| {m.peak_rss_mb:.0f} MB | {ratio} | {versus_csv} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
