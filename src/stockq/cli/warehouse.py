@@ -19,6 +19,7 @@ document_app = typer.Typer(help="Warehouse documents: create, post, cancel, show
 app.add_typer(document_app, name="document")
 
 EXIT_DRIFT = 3
+MAX_TABLE_ROWS = 1000
 
 
 @app.command("add")
@@ -126,9 +127,14 @@ def recalculate_stocks(
             render.table(
                 None,
                 ["Warehouse", "SKU", "Stored", "Recomputed", "Delta"],
-                [(r["warehouse"], r["sku"], r["stored"] or "(missing)", r["recomputed"], r["delta"]) for r in rows],
+                [
+                    (r["warehouse"], r["sku"], r["stored"] or "(missing)", r["recomputed"], r["delta"])
+                    for r in rows[:MAX_TABLE_ROWS]
+                ],
                 justify={"Stored": "right", "Recomputed": "right", "Delta": "right"},
             )
+            if len(rows) > MAX_TABLE_ROWS:
+                render.line(f"… and {len(rows) - MAX_TABLE_ROWS} more (--json lists them all)")
         scope = f" in {warehouse}" if warehouse else ""
         if not drift:
             render.info(f"Stock totals{scope} are consistent with the ledger")

@@ -94,24 +94,29 @@ def movements_sql(*, warehouse_filter: bool) -> str:
 
 def drift_sql(*, warehouse_filter: bool, exact: bool) -> str:
     """SELECT of ``(warehouse_id, product_id, stored, recomputed)`` for every key whose stored total differs from
-    the ledger. One aggregate over the movements and the stored totals together (a total row contributes its
-    quantity as ``stored`` and nothing to the sum), so it is a single pass on both databases, with no join.
-    ``exact``: the database sums NUMERIC exactly (PostgreSQL); otherwise (SQLite stores REAL) both sides are
-    rounded to the column's 4 places before they are compared."""
+    the ledger. One aggregate over the movements and the negated stored totals together: its sum per key is
+    ``recomputed - stored``, and only keys where that is not zero leave the aggregate (a single SUM, so the hash
+    table is no bigger than the bare ledger aggregate's). Only those keys are then joined back to their stored row.
+    ``exact``: the database sums NUMERIC exactly (PostgreSQL); otherwise (SQLite stores REAL) the difference is
+    rounded to the column's 4 places."""
     totals_filter = " WHERE warehouse_id = :warehouse_id" if warehouse_filter else ""
-    stored, recomputed = "COALESCE(MAX(stored), 0)", "COALESCE(SUM(moved), 0)"
+    difference = "SUM(u.quantity)" if exact else "ROUND(SUM(u.quantity), 4)"
+    recomputed = "COALESCE(t.quantity, 0) + k.difference"
     if not exact:
-        stored, recomputed = f"ROUND({stored}, 4)", f"ROUND({recomputed}, 4)"
+        recomputed = f"ROUND({recomputed}, 4)"
     return f"""
-        SELECT warehouse_id, product_id, MAX(stored) AS stored, {recomputed} AS recomputed
+        SELECT k.warehouse_id, k.product_id, t.quantity AS stored, {recomputed} AS recomputed
         FROM (
-            SELECT m.warehouse_id, m.product_id, NULL AS stored, m.quantity AS moved
-            FROM ({movements_sql(warehouse_filter=warehouse_filter)}) m
-            UNION ALL
-            SELECT warehouse_id, product_id, quantity, NULL FROM warehouse_stock_totals{totals_filter}
+            SELECT u.warehouse_id, u.product_id, {difference} AS difference
+            FROM (
+                {movements_sql(warehouse_filter=warehouse_filter)}
+                UNION ALL
+                SELECT warehouse_id, product_id, -quantity FROM warehouse_stock_totals{totals_filter}
+            ) u
+            GROUP BY u.warehouse_id, u.product_id
+            HAVING {difference} <> 0
         ) k
-        GROUP BY warehouse_id, product_id
-        HAVING {stored} <> {recomputed}"""
+        LEFT JOIN warehouse_stock_totals t ON t.warehouse_id = k.warehouse_id AND t.product_id = k.product_id"""
 
 
 def recalculate(conn: Connection, *, dry_run: bool, warehouse_code: str | None = None) -> list[Drift]:
