@@ -277,7 +277,7 @@ class _PostgresStagingImporter(_Importer):
     def __init__(self, conn: Connection, profile: Profile, result: RunResult, stack: ExitStack) -> None:
         super().__init__(conn, profile, result)
         conn.exec_driver_sql(
-            "CREATE TEMPORARY TABLE stockq_import_stage (line bigint NOT NULL, sku text COLLATE \"C\" NOT NULL, ean text, "
+            'CREATE TEMPORARY TABLE stockq_import_stage (line bigint NOT NULL, sku text COLLATE "C" NOT NULL, ean text, '
             "name text, unit text, price numeric(18, 4), quantity numeric(18, 4)) ON COMMIT DROP"
         )
         cursor = stack.enter_context(conn.connection.driver_connection.cursor())  # type: ignore[union-attr]
