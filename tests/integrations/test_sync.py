@@ -59,7 +59,12 @@ def test_sync_pushes_only_differences(db_url: str, shop: EmulatorHandle) -> None
     assert result.status == "success" and (result.checked, result.changed, result.failed) == (4, 1, 0)
     assert [shop.state.quantity(p) for p in (1, 2, 3, 4)] == [14, 2, 0, 0]
     assert shop.state.requests["PUT"] == 1
-    assert shop.state.requests["GET"] == 1  # one page of stock_availables
+    # one page of [id,quantity], then the changed row in full for its GET-modify-PUT
+    assert [path.split("?")[1][:40] for method, path in shop.state.log if method == "GET"] == [
+        "display=%5Bid%2Cquantity%5D&sort=%5Bid_A",
+        "display=%5Bid%2Cid_product%2Cid_product_",
+    ]
+    assert shop.state.stock[shop.state.stock_id(1)]["id_shop"] == "1"
     assert integration_row(engine, integration.id).last_synced_at is not None
     (log,) = synclogs.sync_logs(engine)
     assert (log.status, log.dry_run, log.checked, log.changed, log.failed) == ("success", False, 4, 1, 0)

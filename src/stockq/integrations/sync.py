@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -30,6 +31,9 @@ from stockq.integrations.prestashop.client import (
 from stockq.integrations.shops import Integration
 
 PAGE_SIZE = 2000
+# Pages carry only what the comparison needs; the full rows of the changed items are read just before their PUT.
+PAGE_FIELDS = ("id", "quantity")
+FETCH_CHUNK = 100  # ids per filter[id]=[a|b|…] read (keeps the URL far below servers' 8 KB request-line limit)
 Progress = Callable[[int, int], None]
 
 
@@ -221,7 +225,7 @@ def sync_one(
                 sa.select(sa.func.count()).select_from(link_table).where(link_table.c.integration_id == integration.id)
             ).scalar_one()
         # The shop's pages are on their way while stockq logs the run and reads its own side.
-        stream = client.pages("stock_availables", STOCK_FIELDS, page_size=page_size, expected=expected or None)
+        stream = client.pages("stock_availables", PAGE_FIELDS, page_size=page_size, expected=expected or None)
         result.run_id = _start_run(engine, integration.id, started, dry_run)
         with engine.connect() as conn:
             targets = {
@@ -277,6 +281,7 @@ def _compare_pages(
     seen: set[int] = set()
     unchanged = 0
     for page in stream:
+        page_changes: list[PlanItem] = []
         for fields in page:
             stock_id = _int(fields.get("id"))
             target = targets.get(stock_id)
@@ -292,10 +297,10 @@ def _compare_pages(
                 unchanged += 1
                 continue
             changes.append(plan)
-            if pusher is not None:
-                pusher.submit(plan, StockAvailable.from_fields(fields))
+            page_changes.append(plan)
         if pusher is not None:
             pusher.unchanged = unchanged
+            pusher.submit_page(page_changes)
         if progress:
             progress(unchanged, len(targets))
         if len(seen) == len(targets):
@@ -322,8 +327,10 @@ def _int(value: str | None) -> int:
 
 
 class _Pusher:
-    """PUTs changes on up to ``concurrency`` threads as they are found. One item's rejection is logged and the run
-    goes on; a shop that stops answering stops the run (the rest would fail the same way)."""
+    """GET-modify-PUT on up to ``concurrency`` threads, started as soon as a page shows differences: the full rows
+    of the changed items are read (by id, up to FETCH_CHUNK at a time) and each is PUT back with every field and
+    the new quantity. One item's rejection is logged and the run goes on; a shop that stops answering stops the
+    run (the rest would fail the same way)."""
 
     def __init__(self, client: PrestashopClient, result: SyncResult, progress: Progress | None, total: int) -> None:
         self.client = client
@@ -332,54 +339,94 @@ class _Pusher:
         self.total = total
         self.unchanged = 0
         self.pool = ThreadPoolExecutor(max_workers=client.concurrency, thread_name_prefix="stockq-put")
-        self.futures: dict[Future[StockAvailable], PlanItem] = {}
+        self.lock = threading.Lock()
+        self.puts: dict[Future[StockAvailable], PlanItem] = {}
+        self.fetches: dict[Future[None], list[PlanItem]] = {}
+        self.vanished: list[PlanItem] = []
         self.unavailable: ShopUnavailable | None = None
 
-    def submit(self, plan: PlanItem, row: StockAvailable) -> None:
-        if self.unavailable is not None:
-            return
-        future = self.pool.submit(self.client.put_stock_available, row, plan.stockq)
-        future.add_done_callback(self._watch)
-        self.futures[future] = plan
+    def submit_page(self, plans: list[PlanItem]) -> None:
+        for start in range(0, len(plans), FETCH_CHUNK):
+            chunk = plans[start : start + FETCH_CHUNK]
+            if self.unavailable is not None:
+                return
+            future = self.pool.submit(self._fetch_and_put, chunk)
+            future.add_done_callback(self._watch)
+            with self.lock:
+                self.fetches[future] = chunk
 
-    def _watch(self, future: Future[StockAvailable]) -> None:
+    def _fetch_and_put(self, plans: list[PlanItem]) -> None:
+        ids = "|".join(str(plan.stock_available_id) for plan in plans)
+        rows = self.client.list_page(
+            "stock_availables", STOCK_FIELDS, offset=0, limit=len(plans), filters={"id": f"[{ids}]"}
+        )
+        by_id = {_int(row.get("id")): row for row in rows}
+        for plan in plans:
+            fields = by_id.get(plan.stock_available_id)
+            if fields is None:
+                with self.lock:
+                    self.vanished.append(plan)
+            elif self.unavailable is None:
+                future = self.pool.submit(
+                    self.client.put_stock_available, StockAvailable.from_fields(fields), plan.stockq
+                )
+                future.add_done_callback(self._watch)
+                with self.lock:
+                    self.puts[future] = plan
+
+    def _watch(self, future: Future[Any]) -> None:
         if not future.cancelled() and isinstance(future.exception(), ShopUnavailable):
             self.unavailable = self.unavailable or future.exception()  # type: ignore[assignment]
 
     def finish(self) -> None:
-        """Wait for every PUT, record the outcomes; raise ShopUnavailable if the shop stopped answering."""
-        result = self.result
-        pending = set(self.futures)
-        done = 0
+        """Wait for every read and PUT, record the outcomes; raise ShopUnavailable if the shop stopped answering."""
         try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            while True:
+                with self.lock:
+                    futures: list[Future[Any]] = [*self.fetches, *self.puts]
+                    pending = [f for f in futures if not f.done()]
+                    finished = sum(1 for f in self.puts if f.done())
+                if self.progress:
+                    self.progress(self.unchanged + finished, self.total)
+                if not pending:
+                    break
                 if self.unavailable is not None:
                     for future in pending:
                         future.cancel()
-                    pending = {f for f in pending if not f.cancelled()}
-                for future in finished:
-                    plan = self.futures[future]
-                    done += 1
-                    exc = future.exception()
-                    if exc is None:
-                        result.changed += 1
-                        result.items.append(
-                            ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "updated")
-                        )
-                    elif isinstance(exc, PrestashopError):
-                        result.failed += 1
-                        result.items.append(
-                            ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "failed", exc.message)
-                        )
-                    else:
-                        raise exc
-                if self.progress:
-                    self.progress(self.unchanged + done, self.total)
+                wait(pending, return_when=FIRST_COMPLETED)
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+        self._record()
         if self.unavailable is not None:
             raise self.unavailable
+
+    def _record(self) -> None:
+        result = self.result
+
+        def failed(plan: PlanItem, error: str) -> None:
+            result.failed += 1
+            result.items.append(ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "failed", error))
+
+        for fetch, plans in self.fetches.items():
+            exc = None if fetch.cancelled() else fetch.exception()
+            if isinstance(exc, PrestashopError):
+                for plan in plans:
+                    failed(plan, exc.message)
+            elif exc is not None:
+                raise exc
+        for plan in self.vanished:
+            failed(plan, f"stock_available {plan.stock_available_id} is not in the shop any more (run link-products)")
+        for future, plan in self.puts.items():
+            if future.cancelled():
+                continue
+            exc = future.exception()
+            if exc is None:
+                result.changed += 1
+                result.items.append(ItemResult(plan.sku, plan.stock_available_id, plan.shop, plan.stockq, "updated"))
+            elif isinstance(exc, PrestashopError):
+                failed(plan, exc.message)
+            else:
+                raise exc
 
 
 def _start_run(engine: Engine, integration_id: int, started: dt.datetime, dry_run: bool) -> int:
