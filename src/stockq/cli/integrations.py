@@ -329,11 +329,12 @@ def sync_logs(
         render.info("No sync runs logged")
         return
     render.table(
-        "Sync runs",
-        ["Run", "Integration", "Started", "Finished", "Status", "Dry run", "Checked", "Changed", "Failed", "Message"],
+        "Sync runs (UTC)",
+        ["Run", "Shop", "Started", "Secs", "Status", "Dry", "Chk/chg/fail", "Message"],
         [
-            [log.id, f"[{log.integration_id}] {log.integration}", log.started_at, log.finished_at or "-", log.status,
-             "yes" if log.dry_run else "no", log.checked, log.changed, log.failed, log.message or ""]
+            [log.id, log.integration, f"{log.started_at:%Y-%m-%d %H:%M:%S}",
+             f"{(log.finished_at - log.started_at).total_seconds():.0f}" if log.finished_at else "-", log.status,
+             "yes" if log.dry_run else "no", f"{log.checked}/{log.changed}/{log.failed}", log.message or ""]
             for log in logs
         ],
     )  # fmt: skip
