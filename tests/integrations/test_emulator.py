@@ -130,6 +130,7 @@ def test_emulator_filters_sort_and_limit(shop: EmulatorHandle) -> None:
     assert ids(c.get("products", params={"filter[id]": "![1|2|3|4|5|6|7|8|9]"})) == [10, 11, 12]
     assert ids(c.get("products", params={"sort": "[id_DESC]", "limit": "2,3"})) == [10, 9, 8]
     assert ids(c.get("products", params={"sort": "reference_asc", "limit": "x"})) == []
+    assert len(ids(c.get("products", params={"filter[date_upd]": ">[2020-01-01]", "date": "1"}))) == 12
     for params, code in [
         ({"filter[colour]": "red"}, 32),
         ({"filter[reference]": ""}, 33),
@@ -138,6 +139,7 @@ def test_emulator_filters_sort_and_limit(shop: EmulatorHandle) -> None:
         ({"sort": "[id_UP]"}, 38),
         ({"limit": "1,2,3"}, 39),
         ({"schema": "full"}, 28),
+        ({"filter[date_upd]": ">[2020-01-01]"}, 32),
     ]:
         response = c.get("products", params=params)
         assert response.status_code == 400 and codes(response) == [code], params

@@ -47,6 +47,7 @@ SINGULAR = {"products": "product", "combinations": "combination", "stock_availab
 CLASS_NAME = {"products": "Product", "combinations": "Combination", "stock_availables": "StockAvailable"}
 FORBIDDEN_METHODS = {"stock_availables": ("POST", "DELETE")}
 INT32 = (-2147483648, 2147483647)
+DATE_FIELDS = ("date_add", "date_upd")
 
 
 class WsFailure(Exception):
@@ -530,11 +531,11 @@ def parse_display(raw: str | None, resource: str, major: int, *, single: bool) -
     return Display("fields", tuple(f for f in known if f in fields), associations)
 
 
-def parse_sort(raw: str | None, resource: str) -> list[tuple[str, bool]]:
+def parse_sort(raw: str | None, resource: str, *, with_dates: bool = False) -> list[tuple[str, bool]]:
     if raw is None:
         return [("id", False)]
     text = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
-    known = {f.name for f in FIELDS[resource] if not f.getter}
+    known = {f.name for f in FIELDS[resource] if not f.getter and (with_dates or f.name not in DATE_FIELDS)}
     order: list[tuple[str, bool]] = []
     for part in text.split(","):
         name, _, direction = part.strip().rpartition("_")
@@ -941,7 +942,8 @@ class Webservice:
                 return Answer(200, body.encode(), success=True)
             display = parse_display(query.get("display"), resource, state.major, single=False)
             rows = [r for r in table.values() if state.visible(resource, r, shops)]
-        fields = {f.name: f for f in FIELDS[resource]}
+        with_dates = query.get("date") == "1"  # date_add/date_upd filter and sort only with date=1
+        fields = {f.name: f for f in FIELDS[resource] if with_dates or f.name not in DATE_FIELDS}
         for key, raw in query.items():
             found = re.fullmatch(r"filter\[(.+)\]", key)
             if not found:
@@ -964,7 +966,7 @@ class Webservice:
                 raise WsFailure(400, [WsError(34, f'The field "{name}" is not filterable.')])
             predicate = build_filter(name, raw, state.major)
             rows = [r for r in rows if predicate(r.get(name, ""))]
-        order = parse_sort(query.get("sort"), resource)
+        order = parse_sort(query.get("sort"), resource, with_dates=with_dates)
         if order != [("id", False)]:  # tables are kept in id order already
             for name, descending in reversed(order):
                 numeric = name == "id" or name.startswith("id_") or name == "quantity"
