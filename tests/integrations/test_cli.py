@@ -160,6 +160,9 @@ def test_cli_sync_failures_exit_non_zero_and_never_show_the_key(added: str, shop
     timed_out = stockq(added, "integrations", "sync-inventory", "--force")
     assert timed_out.exit_code == 1 and "no answer within 0.5 s" in timed_out.stderr
     shop.state.set_fault(None)
+    shop.state.keys[KEY].active = False
+    wrong_key = stockq(added, "integrations", "sync-inventory", "--force")
+    assert wrong_key.exit_code == 1 and "Main shop" in wrong_key.stderr and "API key was rejected" in wrong_key.stderr
     everything = "\n".join(outputs)
     assert KEY not in everything and "server error" in everything
 
