@@ -75,6 +75,7 @@ class FileRecord(stockq.Job):
     """Appends ``start`` and ``end`` lines to ``path``; works ``seconds`` in between. Touches no database."""
 
     name = "reliability.FileRecord"
+    path: str
 
     def handle(self) -> None:
         _append(self.path, f"start {self.job_uuid} {self.attempts} {os.getpid()} {time.time():.6f}\n")
@@ -86,6 +87,8 @@ class FileHog(stockq.Job):
     """Keeps ``mb`` megabytes for the rest of the process (to pass --memory), then appends a line to ``path``."""
 
     name = "reliability.FileHog"
+    path: str
+    mb: int
     kept: list[bytearray] = []
 
     def handle(self) -> None:
@@ -104,6 +107,7 @@ class Soak(stockq.Job):
     """Appends ``uuid dispatched_at started`` to $STOCKQ_SOAK_DIR/<pid>.txt (one write per job, no database)."""
 
     name = "reliability.Soak"
+    dispatched_at: float
 
     def handle(self) -> None:
         global _soak_fd
@@ -163,6 +167,8 @@ class FencedOnce(stockq.Job):
 
     name = "reliability.FencedOnce"
     tries = 0
+    seconds: float
+    outage: float
 
     def handle(self) -> None:
         global heartbeat_broken

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_sigkill_chaos_loses_nothing_and_never_overlaps(db_url: str, spawn: Spaw
     fenced = {pid for pid in spawn.logs if FENCE_LOG in spawn.stderr_of(pid)}
     runs = rjobs.chaos_runs_of(db_url)
     failed = {f.uuid: f.exception for f in repo.failed()}
-    by_uuid: dict[str, list] = defaultdict(list)
+    by_uuid: dict[str, list[Any]] = defaultdict(list)
     for run in runs:
         by_uuid[run.uuid].append(run)
     completed = {u for u, rs in by_uuid.items() if any(r.finished is not None for r in rs)}
@@ -106,7 +107,7 @@ def test_sigkill_chaos_loses_nothing_and_never_overlaps(db_url: str, spawn: Spaw
                 end = earlier.started if earlier.pid in fenced else float("inf")
             if later.started < end or later.attempt <= earlier.attempt:
                 overlaps.append(uuid)
-            if earlier.finished is None and earlier.pid in killed_at:
+            if earlier.pid in killed_at and earlier.pid not in fenced:  # leased to the dead worker until expiry
                 min_gap_after_kill = min(min_gap_after_kill, later.started - killed_at[earlier.pid])
 
     print(
@@ -122,4 +123,9 @@ def test_sigkill_chaos_loses_nothing_and_never_overlaps(db_url: str, spawn: Spaw
     assert overlaps == []
     assert unexplained_reruns == []
     assert unfinished_alive == []
+    # A dead worker's last renewal was at most fence_after before its death (or it would have fenced itself), and
+    # the lease it set lasts `lease` seconds from then: nobody may take the row sooner.
+    interval = max(0.5, min(5.0, lease / 4))
+    fence_after = lease - min(2 * interval, (lease - interval) / 2)
+    assert min_gap_after_kill >= lease - fence_after - 0.1
     assert sorted(by_uuid) == sorted(uuids)
