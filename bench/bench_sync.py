@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_sync.py [--quick] [--pg-url URL] [--concurrency 4,8,16] [--products N]
 
 The emulator runs in its own process, as a shop would. For each concurrency, prints the requests the sync sent (GET pages of stock_availables, PUTs), its wall time, the
-floor (changed items x latency / concurrency: the PUTs alone, perfectly packed) and the ratio to it. --pg-url is
+floor (changed items x latency / concurrency: the PUTs alone, perfectly packed) and the ratio to it, and the
+same number of bare PUTs timed alone on the same shop (the machine's own per-request cost, for comparison). --pg-url is
 a PostgreSQL server URL: a scratch database is created there and dropped afterwards (default: a SQLite file).
 """
 
@@ -27,6 +28,7 @@ import sqlalchemy as sa
 
 from stockq import db, schema
 from stockq.integrations import linking, models, shops, sync
+from stockq.integrations.prestashop.client import STOCK_FIELDS, PrestashopClient, StockAvailable
 from stockq.warehouse import models as warehouse_models
 
 KEY = "B" * 32
@@ -85,6 +87,19 @@ def emulator(products: int, latency_ms: float) -> Iterator[str]:
         process.wait(10)
 
 
+def bare_puts(shop_url: str, count: int, concurrency: int) -> float:
+    """Seconds for ``count`` PUTs alone at ``concurrency`` on the same shop: what this machine's Python client and
+    emulator cost per request, without reads or database work."""
+    with PrestashopClient(shop_url, KEY, concurrency=concurrency) as client:
+        rows = [
+            StockAvailable.from_fields(f)
+            for f in client.list_page("stock_availables", STOCK_FIELDS, offset=0, limit=count)
+        ]
+        started = time.perf_counter()
+        client.map_concurrently(lambda row: client.put_stock_available(row, row.quantity), rows)
+        return time.perf_counter() - started
+
+
 def run(url: str, *, products: int, latency_ms: float, concurrencies: list[int]) -> list[dict[str, object]]:
     engine = db.get_engine(url)
     schema.upgrade(engine)
@@ -109,6 +124,7 @@ def run(url: str, *, products: int, latency_ms: float, concurrencies: list[int])
                 started = time.perf_counter()
                 (result,) = sync.sync_inventory(engine, force=True)
                 wall = time.perf_counter() - started
+                bare = bare_puts(shop_url, result.changed, concurrency)
             assert result.status == "success" and result.changed == changed, result.as_dict()
             floor = changed * latency_ms / 1000 / concurrency
             rows.append(
@@ -120,6 +136,8 @@ def run(url: str, *, products: int, latency_ms: float, concurrencies: list[int])
                     "wall s": wall,
                     "floor s": floor,
                     "ratio": wall / floor,
+                    "bare PUTs s": bare,
+                    "bare ratio": bare / floor,
                 }
             )
         return rows
