@@ -338,38 +338,27 @@ def runs(
         return
     render.table(
         None,
-        [
-            "Run",
-            "Profile",
-            "Status",
-            "Started",
-            "Finished",
-            "Read",
-            "Created",
-            "Updated",
-            "Unchanged",
-            "Rejected",
-            "Stock",
-            "Message",
-        ],
+        ["Run", "Profile", "Status", "Started", "Secs", "Read", "New", "Upd", "Same", "Rej", "Stock"],
         [
             (
                 r.id,
                 r.profile,
                 r.status,
-                r.started_at,
-                r.finished_at,
+                r.started_at.strftime("%Y-%m-%d %H:%M") if r.started_at else "",
+                f"{(r.finished_at - r.started_at).total_seconds():.1f}" if r.finished_at and r.started_at else "",
                 r.read,
                 r.created,
                 r.updated,
                 r.unchanged,
                 r.rejected,
                 r.stock_document or "",
-                r.message or "",
             )
             for r in found
         ],
     )
+    for r in found:
+        if r.message:
+            render.line(render.dotted(f"run {r.id} {r.status}", r.message))
     for run_id, items in rejected.items():
         for number, reason in items:
             render.line(render.dotted(f"run {run_id} #{number}", reason))
