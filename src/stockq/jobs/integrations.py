@@ -16,8 +16,9 @@ from stockq.queue import api
 from stockq.settings import Settings
 from stockq.warehouse import hooks
 
-# A pending marker older than this is taken as lost (its job cleared from the queue) and a new job is queued.
-PENDING_STALE_SECONDS = 3600
+# A pending marker older than this is taken as lost (its job cleared from the queue) and a new job is queued. A
+# sync is idempotent, so a backlog longer than this costs at most one extra job, never a missed sync.
+PENDING_STALE_SECONDS = 600
 
 
 class LinkIntegrationProducts(stockq.Job):
