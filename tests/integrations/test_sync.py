@@ -259,3 +259,24 @@ def test_posting_through_the_warehouse_command_queues_the_sync(db_url: str, shop
     assert pending_jobs(db_url) == 1
     receive(engine, "MAIN", {"P1": 1})  # this process's posting sees the other's pending marker
     assert pending_jobs(db_url) == 1
+
+
+def test_a_lost_pending_marker_does_not_block_syncs_for_long(db_url: str, shop: EmulatorHandle) -> None:
+    import time
+
+    from stockq.jobs.integrations import PENDING_STALE_SECONDS
+
+    engine = db.get_engine(db_url)
+    integration = setup_linked(engine, shop, count=1)
+    receive(engine, "MAIN", {"P1": 1})
+    api.repository(db_url).clear(["integrations"])  # `queue clear`: the marker stays, its job is gone
+    receive(engine, "MAIN", {"P1": 1})
+    assert pending_jobs(db_url) == 0  # still taken as pending
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(models.integrations)
+            .where(models.integrations.c.id == integration.id)
+            .values(sync_pending_since=int(time.time()) - PENDING_STALE_SECONDS - 1)
+        )
+    receive(engine, "MAIN", {"P1": 1})
+    assert pending_jobs(db_url) == 1
