@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 import sqlalchemy as sa
 
-from stockq import errors
+from stockq import db, errors
 from stockq.warehouse import documents, stock
 from tests.warehouse.helpers import ledger_sums, totals
 
@@ -116,3 +116,10 @@ def test_stock_levels_filter_by_warehouse_and_sku(ledger: sa.Engine) -> None:
         assert [(lv.warehouse_code, lv.sku, lv.quantity) for lv in levels] == [("WH2", "P01", D(4))]
         levels = stock.stock_levels(conn, skus=["P01", "P02"])
         assert [(lv.warehouse_code, lv.sku) for lv in levels] == [("MAIN", "P01"), ("MAIN", "P02"), ("WH2", "P01")]
+
+
+def test_recalculate_restores_the_callers_parallel_setting(pg_url: str) -> None:
+    with db.get_engine(pg_url).begin() as conn:
+        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 3")
+        assert stock.recalculate(conn, dry_run=True) == []
+        assert conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar_one() == "3"
