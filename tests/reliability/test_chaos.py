@@ -61,6 +61,7 @@ def test_sigkill_chaos_loses_nothing_and_never_overlaps(db_url: str, spawn: Spaw
         killed_at[victim.pid] = time.time()
         workers.append(start())
     chaos_elapsed = time.monotonic() - t0
+    done_under_chaos = len({r.uuid for r in rjobs.chaos_runs_of(db_url) if r.finished is not None})
     # No more kills: the survivors finish the queue (including rows whose leases the kills left behind).
     deadline = time.monotonic() + DRAIN_SECONDS
     while remaining() > 0 and time.monotonic() < deadline:
@@ -114,7 +115,7 @@ def test_sigkill_chaos_loses_nothing_and_never_overlaps(db_url: str, spawn: Spaw
         f"\nchaos[{backend}]: lease={lease}s jobs={CHAOS_JOBS} kills={len(killed_at)} re-runs={reruns} lost={len(lost)} "
         f"overlaps={len(overlaps)} failed={len(failed)} unexplained_reruns={len(unexplained_reruns)} "
         f"fenced_workers={len(fenced)} killed_mid_run={sum(1 for r in runs if r.finished is None)} "
-        f"min_rerun_gap_after_kill={min_gap_after_kill:.2f}s chaos={chaos_elapsed:.1f}s total={drain_elapsed:.1f}s"
+        f"done_under_chaos={done_under_chaos} min_rerun_gap_after_kill={min_gap_after_kill:.2f}s chaos={chaos_elapsed:.1f}s total={drain_elapsed:.1f}s"
     )
     assert len(killed_at) >= 10, "the chaos loop must actually kill workers"
     assert remaining() == 0, "the queue was not drained"
