@@ -66,9 +66,6 @@ def test_sigkill_chaos_loses_nothing_and_never_overlaps(db_url: str, spawn: Spaw
     deadline = time.monotonic() + DRAIN_SECONDS
     while remaining() > 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    if remaining() and os.environ.get("STOCKQ_CHAOS_DEBUG"):
-        print("\nstuck rows:", db_url)
-        time.sleep(600)
     for proc in workers:
         proc.send_signal(signal.SIGTERM)
     for proc in workers:
