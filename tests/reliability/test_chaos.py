@@ -31,7 +31,7 @@ CHAOS_JOBS = int(os.environ.get("STOCKQ_TEST_CHAOS_JOBS", "400"))
 LEASES = {"postgresql": 2, "sqlite": int(os.environ.get("STOCKQ_TEST_CHAOS_SQLITE_LEASE", "5"))}
 WORKERS = 4
 CHAOS_SECONDS = float(os.environ.get("STOCKQ_TEST_CHAOS_SECONDS", "30"))  # kills stop after this, drained or not
-DRAIN_SECONDS = 60
+DRAIN_SECONDS = max(60, CHAOS_JOBS // 20)
 FENCE_LOG = "Leases could not be renewed"
 
 
@@ -79,7 +79,8 @@ def test_sigkill_chaos_loses_nothing_and_never_overlaps(db_url: str, spawn: Spaw
     for run in runs:
         by_uuid[run.uuid].append(run)
     completed = {u for u, rs in by_uuid.items() if any(r.finished is not None for r in rs)}
-    lost = [u for u in uuids if u not in completed and u not in failed]
+    still_queued = remaining()
+    lost = [u for u in uuids if u not in completed and u not in failed]  # once drained: gone without a trace
 
     overlaps: list[str] = []
     unexplained_reruns: list[str] = []
@@ -109,13 +110,13 @@ def test_sigkill_chaos_loses_nothing_and_never_overlaps(db_url: str, spawn: Spaw
                 min_gap_after_kill = min(min_gap_after_kill, later.started - killed_at[earlier.pid])
 
     print(
-        f"\nchaos[{backend}]: lease={lease}s jobs={CHAOS_JOBS} kills={len(killed_at)} re-runs={reruns} lost={len(lost)} "
+        f"\nchaos[{backend}]: lease={lease}s jobs={CHAOS_JOBS} kills={len(killed_at)} re-runs={reruns} lost={len(lost) - still_queued} queued={still_queued} "
         f"overlaps={len(overlaps)} failed={len(failed)} unexplained_reruns={len(unexplained_reruns)} "
         f"fenced_workers={len(fenced)} killed_mid_run={sum(1 for r in runs if r.finished is None)} "
         f"done_under_chaos={done_under_chaos} min_rerun_gap_after_kill={min_gap_after_kill:.2f}s chaos={chaos_elapsed:.1f}s total={drain_elapsed:.1f}s"
     )
     assert len(killed_at) >= 10, "the chaos loop must actually kill workers"
-    assert remaining() == 0, "the queue was not drained"
+    assert still_queued == 0, f"the queue was not drained in {DRAIN_SECONDS} s after the kills stopped"
     assert lost == []
     assert failed == {}, "tries=0: a kill must never fail a job"
     assert overlaps == []
