@@ -3,7 +3,7 @@
 Found by the SQLite chaos run with a 2 s lease: under write contention a heartbeat came late, the worker fenced,
 and afterwards (1) a job that had already succeeded ran a second time, and (2) the interrupted job stayed reserved
 by the live worker, whose heartbeat kept renewing its lease, so no worker ever ran it again. These in-process tests
-reproduce both deterministically by making the heartbeat fail while a job runs.
+reproduce both deterministically: the heartbeat fails while a job runs until the fence interrupts it.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from stockq.queue.worker import Worker, WorkerOptions
 from tests.reliability import jobs as rjobs
 from tests.support.testjobs import Noop
 
-LEASE = 2  # fencing starts 1.25 s after the last renewal
+# Fencing starts 3.75 s after the last renewal; the lease lasts 6 s from it and the next heartbeat comes at most
+# 1.5 s after the fence, so the heartbeat always renews the lease before it could expire.
+LEASE = 6
 
 
 class OutageRepository(JobRepository):
@@ -57,7 +59,7 @@ def _reset() -> None:
 )
 def test_a_fence_does_not_drop_acknowledgements_of_finished_jobs(db_url: str) -> None:
     first, second = Noop().dispatch(database_url=db_url), Noop().dispatch(database_url=db_url)
-    fenced = rjobs.FencedOnce(seconds=3, outage=2.5).dispatch(database_url=db_url)
+    fenced = rjobs.FencedOnce(seconds=6).dispatch(database_url=db_url)
     logs: list[str] = []
     _worker(db_url, logs, stop_when_empty=True).run()
     assert any("Leases could not be renewed" in line for line in logs), logs  # the fence did happen
@@ -76,9 +78,9 @@ def test_a_fence_does_not_drop_acknowledgements_of_finished_jobs(db_url: str) ->
     "(or the heartbeat should renew only rows the worker still tracks).",
 )
 def test_a_fenced_job_runs_again_while_its_worker_lives(db_url: str) -> None:
-    fenced = rjobs.FencedOnce(seconds=3, outage=2.5).dispatch(database_url=db_url)
+    fenced = rjobs.FencedOnce(seconds=6).dispatch(database_url=db_url)
     logs: list[str] = []
-    _worker(db_url, logs, max_time=9).run()
+    _worker(db_url, logs, max_time=8).run()
     assert any("Leases could not be renewed" in line for line in logs), logs
     assert rjobs.fenced_runs[:1] == [(fenced, 1)]
     assert (fenced, 2) in rjobs.fenced_runs, f"never re-run; row: {_rows(db_url)}"
