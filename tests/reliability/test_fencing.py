@@ -23,6 +23,7 @@ from tests.support.testjobs import Noop
 # Fencing starts 3.75 s after the last renewal; the lease lasts 6 s from it and the next heartbeat comes at most
 # 1.5 s after the fence, so the heartbeat always renews the lease before it could expire.
 LEASE = 6
+pytestmark = pytest.mark.slow
 
 
 class OutageRepository(JobRepository):
