@@ -22,7 +22,7 @@ import stockq
 from stockq import db
 from stockq.queue.repository import JobRepository
 from tests.reliability import jobs as rjobs
-from tests.reliability.conftest import Spawner
+from tests.reliability.conftest import Spawner, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +66,9 @@ def test_sigkill_chaos_loses_nothing_and_never_overlaps(db_url: str, spawn: Spaw
     deadline = time.monotonic() + DRAIN_SECONDS
     while remaining() > 0 and time.monotonic() < deadline:
         time.sleep(0.2)
+    # A worker started by the last kill may still be importing Python: SIGTERM before it installs its handler
+    # would kill it by signal. Stop them once each has registered.
+    wait_for(lambda: {p.pid for p in workers} <= {w.pid for w in repo.workers()}, timeout=60, what="workers started")
     for proc in workers:
         proc.send_signal(signal.SIGTERM)
     for proc in workers:

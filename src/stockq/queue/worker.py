@@ -191,6 +191,7 @@ class Worker:
         self._in_handle = False
         self._interrupt: type[BaseException] | None = None
         self._prefetched: list[ReservedJob] = []
+        self._fenced_ids: list[int] = []
         self._acks: list[int] = []
         self._batch = 1
         self._last_expired_check = 0.0
@@ -270,6 +271,23 @@ class Worker:
             return StopReason.MAX_JOBS
         return None
 
+    def _recover_after_fence(self) -> None:
+        """After a fence, hand back what we hold: the interrupted jobs (their attempt counts) and the prefetched
+        ones we never started (it does not), so that they run again at once and the heartbeat stops renewing them.
+        Every statement only touches rows still leased to this worker; pending acknowledgements are kept and sent
+        with the next reservation, since those jobs did finish."""
+        interrupted, self._fenced_ids = self._fenced_ids, []
+        unstarted = [job.id for job in self._prefetched]
+        self._prefetched.clear()
+
+        def hand_back() -> None:
+            for job_id in interrupted:
+                self.repo.release(job_id, self.worker_id, delay=0, after_exception=False)
+            self.repo.unreserve(unstarted, self.worker_id)
+
+        self._with_db_retry(hand_back, give_up=self._quit.is_set)
+        self._lease_lost.clear()
+
     def _memory_exceeded(self) -> bool:
         # Reading /proc costs as much as a no-op job: look at most every MEMORY_CHECK_SECONDS.
         now = time.monotonic()
@@ -336,10 +354,7 @@ class Worker:
 
     def _next_job(self) -> ReservedJob | None:
         if self._lease_lost.is_set():
-            # Whatever we prefetched may already belong to another worker: forget it, do not run it.
-            self._prefetched.clear()
-            self._acks.clear()
-            self._lease_lost.clear()
+            self._recover_after_fence()
         if not self._prefetched:
             if self._quit.is_set():
                 self._flush_acks()
@@ -444,6 +459,7 @@ class Worker:
             outcome = JobTimedOut(f"{envelope.display_name} has timed out after {timeout} seconds.")
         except LeaseLost:
             self.on_log(f"{envelope.display_name} ({envelope.uuid}) stopped: the lease could not be renewed")
+            self._fenced_ids.append(job.id)
             self._clear_running()
             return
         except (Exception, SystemExit) as exc:
@@ -539,7 +555,7 @@ class Worker:
     def _record(self, operation: Callable[[], bool]) -> bool:
         """Write a job's outcome, waiting out database outages; False if the row is no longer ours."""
         self._flush_acks()
-        done = self._with_db_retry(operation, give_up=self._lease_lost.is_set)
+        done = self._with_db_retry(operation, give_up=self._quit.is_set)
         if done is False:
             self.on_log("The job's lease had passed to another worker; its outcome was not recorded here")
         return bool(done)
@@ -548,7 +564,7 @@ class Worker:
         if not self._acks:
             return
         ids, self._acks = self._acks, []
-        self._with_db_retry(lambda: self.repo.delete(ids, self.worker_id), give_up=self._lease_lost.is_set)
+        self._with_db_retry(lambda: self.repo.delete(ids, self.worker_id), give_up=self._quit.is_set)
 
     def _adapt_batch(self, seconds: float) -> None:
         # Prefetch grows while jobs are fast (fewer round trips) and drops to one for slow jobs, so a long job
