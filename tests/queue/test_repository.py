@@ -126,3 +126,17 @@ def test_dispatch_inside_a_caller_transaction_commits_with_it(repo: JobRepositor
     with repo.engine.begin() as conn:
         api.dispatch(Noop(), conn=conn)
     assert repo.counts(["default"])[0].pending == 1
+
+
+def test_a_dead_prefetchers_unstarted_rows_are_not_counted_as_attempts(repo: JobRepository) -> None:
+    _push(repo, 3)
+    _push(repo, 1, queue="import")
+    batch = repo.reserve("default", "prefetcher", limit=3)
+    (alone,) = repo.reserve("import", "single")
+    with repo.engine.begin() as conn:  # both workers die
+        conn.execute(sa.update(jobs).values(lease_expires_at=jobs.c.lease_expires_at - 3600))
+    again = repo.reserve("default", "w2", limit=1)  # reclaims all three rows of the dead prefetcher together
+    assert sorted(j.id for j in again) == sorted(j.id for j in batch)
+    assert [j.attempts for j in again] == [1, 1, 1]
+    (counted,) = repo.reserve("import", "w2")
+    assert counted.id == alone.id and counted.attempts == 2  # a row held alone was running: its attempt counts

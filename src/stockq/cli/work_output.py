@@ -40,6 +40,14 @@ class WorkOutput:
         self.quiet = quiet
         self.json_lines = json_lines
         self.connection = connection
+        # Logs (supervisor, systemd, cron) get the same rows as plain text: rich's rendering per line would cost
+        # more than a fast job.
+        self._plain = not sys.stdout.isatty()
+
+    @staticmethod
+    def _write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
     def started(self, queues: tuple[str, ...]) -> None:
         if self.quiet or self.json_lines:
@@ -66,6 +74,9 @@ class WorkOutput:
         extra = f" {event.job_id} {self.connection} {event.queue}" if self.verbosity >= 1 else ""
         if event.status is JobStatus.STARTING:
             dots = max(width - len(name) - len(extra) - 33, 0)
+            if self._plain:
+                self._write(f"  {when} {name}{extra} {'.' * dots} RUNNING\n")
+                return
             render.line(f"  [bright_black]{when}[/] {_esc(name)}[bright_black]{_esc(extra)}[/] "
                         f"[bright_black]{'.' * dots}[/] [yellow]RUNNING[/]")  # fmt: skip
             return
@@ -78,8 +89,11 @@ class WorkOutput:
             JobStatus.FAILED: ("FAIL", "red"),
         }[event.status]
         dots = max(width - len(name) - len(extra) - len(runtime) - 31, 0)
-        render.line(f"  [bright_black]{when}[/] {_esc(name)}[bright_black]{_esc(extra)}[/] "
-                    f"[bright_black]{'.' * dots}[/] [bright_black]{runtime}[/] [{style}]{label}[/]")  # fmt: skip
+        if self._plain:
+            self._write(f"  {when} {name}{extra} {'.' * dots} {runtime} {label}\n")
+        else:
+            render.line(f"  [bright_black]{when}[/] {_esc(name)}[bright_black]{_esc(extra)}[/] "
+                        f"[bright_black]{'.' * dots}[/] [bright_black]{runtime}[/] [{style}]{label}[/]")  # fmt: skip
         if event.status is not JobStatus.SUCCESS and event.message and self.verbosity >= 1:
             render.plain(f"    {event.exception}: {event.message}", stderr=True)
 
@@ -101,7 +115,6 @@ class WorkOutput:
         if event.status is not JobStatus.STARTING:
             record["duration"] = round(event.duration or 0.0, 6)
         render.json_line({k: v for k, v in record.items() if v})
-        sys.stdout.flush()
 
 
 def _timestamp() -> str:
