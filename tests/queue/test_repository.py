@@ -140,3 +140,19 @@ def test_a_dead_prefetchers_unstarted_rows_are_not_counted_as_attempts(repo: Job
     assert [j.attempts for j in again] == [1, 1, 1]
     (counted,) = repo.reserve("import", "w2")
     assert counted.id == alone.id and counted.attempts == 2  # a row held alone was running: its attempt counts
+
+
+def test_bulk_dispatch_through_copy_keeps_the_callers_transaction_and_delays(repo: JobRepository) -> None:
+    jobs_now = [Noop(i=i) for i in range(120)]
+    with repo.engine.connect() as conn:
+        trans = conn.begin()
+        api.dispatch_many(jobs_now, conn=conn)
+        trans.rollback()
+    assert repo.counts() == []
+    with repo.engine.begin() as conn:
+        api.dispatch_many(jobs_now, conn=conn, delay=3600)
+    (counts,) = repo.counts()
+    assert counts.delayed == 120 and counts.pending == 0
+    uuids = api.dispatch_many([Noop(i=i) for i in range(60)], database_url=str(repo.engine.url.render_as_string(False)))
+    got = repo.reserve("default", "w", limit=100)
+    assert [j.uuid for j in got] == uuids

@@ -121,3 +121,15 @@ def test_redact_masks_registered_secrets_and_ws_key() -> None:
     assert "OTHERKEY" not in text
     assert "u:p@" not in text
     assert MASK in text
+
+
+def test_fast_encoding_matches_the_envelope_in_laravels_key_order() -> None:
+    uuid, raw = Tuned(profile_id=7).encoded(delay=5, now=1_000_000)
+    doc = json.loads(raw)
+    expected = json.loads(Tuned(profile_id=7).envelope(delay=5, now=1_000_000).encode())
+    expected["uuid"] = uuid
+    assert doc == expected
+    assert list(doc) == ["uuid", "displayName", "job", "maxTries", "maxExceptions", "failOnTimeout", "backoff",
+                         "timeout", "retryUntil", "data", "createdAt", "delay"]  # fmt: skip
+    with pytest.raises(errors.PayloadNotSerializable):
+        Ok(bad=object()).encoded()

@@ -39,8 +39,8 @@ def repository(database_url: str | None = None, *, settings: Settings | None = N
 def new_job(job: Job, *, queue: str | None = None, delay: int = 0) -> NewJob:
     if delay < 0:
         raise errors.InvalidInput("The delay cannot be negative")
-    envelope = job.envelope(delay=delay)
-    return NewJob(uuid=envelope.uuid, queue=queue or job.queue, payload=envelope.encode(), delay=delay)
+    uuid, encoded = job.encoded(delay=delay)
+    return NewJob(uuid=uuid, queue=queue or job.queue, payload=encoded, delay=delay)
 
 
 def dispatch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -19,6 +20,11 @@ _RESERVED = frozenset(
         "job_name", "envelope",
     }
 )  # fmt: skip
+
+
+# Payload keys that depend only on the job's class, in Laravel's order (between "uuid" and "retryUntil").
+_FIXED = ("displayName", "job", "maxTries", "maxExceptions", "failOnTimeout", "backoff", "timeout")
+_fixed_keys: dict[type, dict[str, Any]] = {}
 
 
 class Job:
@@ -124,6 +130,27 @@ class Job:
             created_at=created,
             delay=delay or None,
         )
+
+    def encoded(self, *, delay: int = 0, now: float | None = None) -> tuple[str, str]:
+        """(uuid, payload JSON) for a new dispatch: the same document as ``envelope().encode()``, built with the
+        class's fixed keys computed once (bulk dispatch of thousands spends its time here)."""
+        payload.check_serializable(self.payload_data)
+        cls = type(self)
+        fixed = _fixed_keys.get(cls)
+        if fixed is None:
+            fixed = _fixed_keys[cls] = {
+                k: v for k, v in json.loads(self.envelope(now=0).encode()).items() if k in _FIXED
+            }
+        created = int(now if now is not None else time.time())
+        retry_until = cls.retry_until
+        if isinstance(retry_until, dt.timedelta):
+            retry_until = int(retry_until.total_seconds())
+        uuid = payload.new_uuid()
+        document = {
+            "uuid": uuid, **fixed, "retryUntil": created + retry_until if retry_until is not None else None,
+            "data": self.payload_data, "createdAt": created, "delay": delay or None,
+        }  # fmt: skip
+        return uuid, payload.encode_json(document)
 
     def dispatch(self, *, queue: str | None = None, delay: int = 0, database_url: str | None = None) -> str:
         """Queue this job (on ``queue`` or the class's queue) and return its uuid."""

@@ -93,6 +93,21 @@ class NewJob:
     delay: int = 0
 
 
+# From this many jobs on, PostgreSQL gets them through COPY: one stream instead of a statement per row.
+COPY_THRESHOLD = 50
+
+
+def _copy_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> None:
+    """COPY the jobs into the table on the caller's connection (inside its transaction, if it has one). The
+    database clock is read once, so available_at/created_at stay on the database's time like every other write."""
+    now = int(conn.execute(sa.select(epoch_now())).scalar_one())
+    raw: Any = conn.connection.dbapi_connection
+    columns = "uuid, queue, payload, attempts, exceptions, available_at, created_at"
+    with raw.cursor() as cursor, cursor.copy(f"COPY jobs ({columns}) FROM STDIN") as copy:
+        for job in new_jobs:
+            copy.write_row((job.uuid, job.queue, job.payload, 0, 0, now + job.delay, now))
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -212,16 +227,22 @@ class JobRepository:
         return job.uuid
 
     def push_many(self, new_jobs: Sequence[NewJob], *, conn: Connection | None = None) -> int:
-        """Insert all jobs in one statement (a multi-row INSERT); returns how many."""
+        """Insert all jobs at once (PostgreSQL: COPY; SQLite: one executemany); returns how many."""
         if not new_jobs:
             return 0
-        rows = [{"b_uuid": j.uuid, "b_queue": j.queue, "b_payload": j.payload, "b_delay": j.delay} for j in new_jobs]
         if conn is not None:
-            conn.execute(_INSERT_JOBS, rows)
+            self._insert(conn, new_jobs)
         else:
             with self._single() as own:
-                own.execute(_INSERT_JOBS, rows)
-        return len(rows)
+                self._insert(own, new_jobs)
+        return len(new_jobs)
+
+    def _insert(self, conn: Connection, new_jobs: Sequence[NewJob]) -> None:
+        if self._postgresql and len(new_jobs) >= COPY_THRESHOLD:
+            _copy_jobs(conn, new_jobs)
+            return
+        rows = [{"b_uuid": j.uuid, "b_queue": j.queue, "b_payload": j.payload, "b_delay": j.delay} for j in new_jobs]
+        conn.execute(_INSERT_JOBS, rows)
 
     # ---- reservation and acknowledgement -------------------------------------------------------------------
 
