@@ -30,16 +30,13 @@ def _fill(engine: sa.Engine) -> None:
 
 def _plan(engine: sa.Engine, statement: sa.Update) -> str:
     compiled = statement.compile(dialect=engine.dialect)
-    values = {"b_queue": "default", "b_limit": 10, "b_worker": "w", "b_lease": 30, "b_prefetchers": []}
-    params = compiled.construct_params(values)
-    params.pop("b_prefetchers", None)
-    sql = str(compiled).replace("(__[POSTCOMPILE_b_prefetchers])", "('dead-worker')")
+    params = compiled.construct_params({"b_queue": "default", "b_limit": 10, "b_worker": "w", "b_lease": 30})
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            rows = conn.exec_driver_sql("EXPLAIN " + sql, params).all()
+            rows = conn.exec_driver_sql("EXPLAIN " + str(compiled), params).all()
         else:
-            positional = tuple(params[name] for name in compiled.positiontup or () if name != "b_prefetchers")
-            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, positional).all()
+            positional = tuple(params[name] for name in compiled.positiontup or ())
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), positional).all()
     return "\n".join(" ".join(str(c) for c in row) for row in rows)
 
 

@@ -128,20 +128,6 @@ def test_dispatch_inside_a_caller_transaction_commits_with_it(repo: JobRepositor
     assert repo.counts(["default"])[0].pending == 1
 
 
-def test_a_dead_prefetchers_unstarted_rows_are_not_counted_as_attempts(repo: JobRepository) -> None:
-    _push(repo, 3)
-    _push(repo, 1, queue="import")
-    batch = repo.reserve("default", "prefetcher", limit=3)
-    (alone,) = repo.reserve("import", "single")
-    with repo.engine.begin() as conn:  # both workers die
-        conn.execute(sa.update(jobs).values(lease_expires_at=jobs.c.lease_expires_at - 3600))
-    again = repo.reserve("default", "w2", limit=1)  # reclaims all three rows of the dead prefetcher together
-    assert sorted(j.id for j in again) == sorted(j.id for j in batch)
-    assert [j.attempts for j in again] == [1, 1, 1]
-    (counted,) = repo.reserve("import", "w2")
-    assert counted.id == alone.id and counted.attempts == 2  # a row held alone was running: its attempt counts
-
-
 def test_bulk_dispatch_through_copy_keeps_the_callers_transaction_and_delays(repo: JobRepository) -> None:
     jobs_now = [Noop(i=i) for i in range(120)]
     with repo.engine.connect() as conn:
@@ -156,3 +142,12 @@ def test_bulk_dispatch_through_copy_keeps_the_callers_transaction_and_delays(rep
     uuids = api.dispatch_many([Noop(i=i) for i in range(60)], database_url=str(repo.engine.url.render_as_string(False)))
     got = repo.reserve("default", "w", limit=100)
     assert [j.uuid for j in got] == uuids
+
+
+def test_a_dead_workers_rows_count_the_attempt_when_reclaimed(repo: JobRepository) -> None:
+    _push(repo, 2)
+    repo.reserve("default", "dead", limit=2)
+    with repo.engine.begin() as conn:
+        conn.execute(sa.update(jobs).values(lease_expires_at=jobs.c.lease_expires_at - 3600))
+    again = repo.reserve("default", "w2", limit=2)
+    assert [j.attempts for j in again] == [2, 2]

@@ -117,17 +117,9 @@ def _reserve_statement(*, expired: bool) -> sa.Update:
     if expired:
         where = sa.and_(jobs.c.reserved_by.is_not(None), jobs.c.lease_expires_at <= now)
         order: tuple[Any, ...] = (jobs.c.lease_expires_at, jobs.c.id)
-        # A dead worker that held several rows was prefetching fast jobs: most of them never started, so that
-        # reservation does not count as an attempt (with --tries=1 they would fail without ever running). A row
-        # its worker held alone was running when the worker died, and counts (as in Laravel: a job that kills its
-        # worker ends as "attempted too many times").
-        attempts: Any = jobs.c.attempts + sa.case(
-            (jobs.c.reserved_by.in_(sa.bindparam("b_prefetchers", expanding=True)), 0), else_=1
-        )
     else:
         where = sa.and_(jobs.c.reserved_by.is_(None), jobs.c.available_at <= now)
         order = (jobs.c.available_at, jobs.c.id)
-        attempts = jobs.c.attempts + 1
     picked = (
         sa.select(jobs.c.id)
         .where(jobs.c.queue == sa.bindparam("b_queue"), where)
@@ -144,28 +136,13 @@ def _reserve_statement(*, expired: bool) -> sa.Update:
             reserved_by=sa.bindparam("b_worker"),
             # Whole seconds: +1 so that a lease never ends before lease_seconds have passed.
             lease_expires_at=now + sa.bindparam("b_lease", type_=sa.BigInteger()) + 1,
-            attempts=attempts,
+            attempts=jobs.c.attempts + 1,
         )
         .returning(
             jobs.c.id, jobs.c.uuid, jobs.c.queue, jobs.c.payload, jobs.c.attempts, jobs.c.exceptions,
             jobs.c.available_at,
         )
     )  # fmt: skip
-
-
-_EXPIRED_PREFETCHERS = (
-    sa.select(jobs.c.reserved_by)
-    .where(
-        jobs.c.queue == sa.bindparam("b_queue"),
-        jobs.c.reserved_by.is_not(None),
-        jobs.c.lease_expires_at <= epoch_now(),
-    )
-    .group_by(jobs.c.reserved_by)
-    .having(sa.func.count() > 1)
-)
-# A dead worker's rows are reclaimed together (up to this many), so that none is left behind to look like a row
-# its worker held alone.
-RECLAIM_LIMIT = 100
 
 
 # Statements are built once: SQLAlchemy then reuses their compiled form from its cache on every execution.
@@ -271,7 +248,7 @@ class JobRepository:
                 return self._reserve_in(conn, params, include_expired)
         with self._single() as conn:
             if include_expired:
-                reserved.extend(self._reclaim_expired(conn, params))
+                reserved.extend(_reserved(conn.execute(_RESERVE_EXPIRED, params)))
                 acknowledge = self._acknowledge_now(conn, acknowledge, worker_id)
             if len(reserved) < limit:
                 params["b_limit"] = limit - len(reserved)
@@ -285,16 +262,11 @@ class JobRepository:
         reserved.sort(key=lambda job: (job.available_at, job.id))
         return reserved
 
-    def _reclaim_expired(self, conn: Connection, params: dict[str, Any]) -> list[ReservedJob]:
-        prefetchers = list(conn.execute(_EXPIRED_PREFETCHERS, {"b_queue": params["b_queue"]}).scalars())
-        reclaim = {**params, "b_limit": max(params["b_limit"], RECLAIM_LIMIT), "b_prefetchers": prefetchers}
-        return _reserved(conn.execute(_RESERVE_EXPIRED, reclaim))
-
     def _reserve_in(self, conn: Connection, params: dict[str, Any], include_expired: bool) -> list[ReservedJob]:
         reserved: list[ReservedJob] = []
         limit = params["b_limit"]
         if include_expired:
-            reserved.extend(self._reclaim_expired(conn, params))
+            reserved.extend(_reserved(conn.execute(_RESERVE_EXPIRED, params)))
         if len(reserved) < limit:
             params["b_limit"] = limit - len(reserved)
             reserved.extend(_reserved(conn.execute(_RESERVE_PENDING, params)))
