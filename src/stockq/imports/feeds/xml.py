@@ -20,6 +20,7 @@ from typing import IO
 from lxml import etree
 
 from stockq.imports.feeds import BadRecord, FeedError, RawRecord
+from stockq.xmlsafe import SAFE_PARSER_OPTIONS
 
 _PROLOG_BYTES = 65536
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
@@ -117,13 +118,7 @@ def read_xml(
         binary,
         events=("end",),
         tag=tags,
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
+        **SAFE_PARSER_OPTIONS,
     )
     number = 0
     try:

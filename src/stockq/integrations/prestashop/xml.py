@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from stockq.xmlsafe import SAFE_PARSER_OPTIONS
+
 XLINK_NS = "http://www.w3.org/1999/xlink"
 XLINK_HREF = f"{{{XLINK_NS}}}href"
 PROLOG = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -23,15 +25,7 @@ class XmlError(ValueError):
 
 
 def _parser() -> etree.XMLParser:
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=True,
-        remove_pis=True,
-    )
+    return etree.XMLParser(**SAFE_PARSER_OPTIONS)
 
 
 def parse(content: bytes | str) -> etree._Element:
