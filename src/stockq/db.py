@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event
@@ -120,10 +119,3 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-@contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
-    """One transaction on a pooled connection: committed on success, rolled back on error."""
-    with engine.begin() as conn:
-        yield conn

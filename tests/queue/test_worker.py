@@ -174,5 +174,15 @@ def test_secrets_never_reach_failed_jobs(repo: JobRepository, run_worker: RunWor
 
 
 def test_worker_registers_itself_and_leaves(repo: JobRepository, run_worker: RunWorker) -> None:
-    run_worker()
+    seen_during_run: list[list[tuple[str, str]]] = []
+    Noop().dispatch()
+    original = repo.reserve
+
+    def spying_reserve(*args, **kwargs):  # reservations happen while the worker is registered
+        seen_during_run.append([(w.id, w.queues) for w in repo.workers()])
+        return original(*args, **kwargs)
+
+    repo.reserve = spying_reserve  # type: ignore[method-assign]
+    _code, _events, worker = run_worker(queues=("default", "import"))
+    assert seen_during_run and seen_during_run[0] == [(worker.worker_id, "default,import")]
     assert repo.workers() == []

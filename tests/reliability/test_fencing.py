@@ -15,7 +15,7 @@ import sqlalchemy.exc
 from stockq import db
 from stockq.queue.models import jobs as jobs_table
 from stockq.queue.registry import default_registry
-from stockq.queue.repository import JobRepository
+from stockq.queue.repository import Heartbeat, JobRepository
 from stockq.queue.worker import Worker, WorkerOptions
 from tests.reliability import jobs as rjobs
 from tests.support.testjobs import Noop
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 class OutageRepository(JobRepository):
     """The heartbeat fails while ``rjobs.heartbeat_broken`` is set, as during a database outage."""
 
-    def heartbeat(self, worker_id: str, *, current_job: str | None, status: str, jobs_processed: int) -> int:
+    def heartbeat(self, worker_id: str, *, current_job: str | None, status: str, jobs_processed: int) -> Heartbeat:
         if rjobs.heartbeat_broken:
             raise sqlalchemy.exc.OperationalError("UPDATE queue_workers", {}, Exception("simulated outage"))
         return super().heartbeat(worker_id, current_job=current_job, status=status, jobs_processed=jobs_processed)

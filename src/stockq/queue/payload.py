@@ -124,6 +124,17 @@ def decode(raw: str) -> Envelope:
         raise errors.InvalidPayload(f"The payload has an invalid field: {exc}") from None
 
 
+def display_name_of(raw: str) -> str:
+    """The job's name for people, from a stored payload, even one that does not decode as an envelope."""
+    try:
+        doc = json.loads(raw)
+    except (TypeError, ValueError):
+        return "(invalid payload)"
+    if not isinstance(doc, dict):
+        return "(invalid payload)"
+    return str(doc.get("displayName") or doc.get("job") or "(unknown job)")
+
+
 def _optional_int(value: Any) -> int | None:
     if value is None:
         return None

@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
-from stockq import db
 from stockq.queue import payload as payloads
 from stockq.queue.models import failed_jobs, jobs, queue_signals, queue_workers
 from stockq.queue.sql import epoch_now, upsert
@@ -47,13 +46,7 @@ class FailedJob:
     @property
     def display_name(self) -> str:
         """The job's name as queue:failed shows it (also for a payload that cannot be decoded)."""
-        try:
-            doc = json.loads(self.payload)
-        except ValueError:
-            return "(invalid payload)"
-        if not isinstance(doc, dict):
-            return "(invalid payload)"
-        return str(doc.get("displayName") or doc.get("job") or "(unknown job)")
+        return payloads.display_name_of(self.payload)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -67,6 +60,14 @@ class QueueCounts:
     @property
     def size(self) -> int:
         return self.pending + self.delayed + self.reserved
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Heartbeat:
+    """What one heartbeat found: how many rows the worker holds, and the restart signal's value."""
+
+    held: int
+    restart_signal: str | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -358,11 +359,14 @@ class JobRepository:
     def renew_leases(self, worker_id: str) -> int:
         """Extend the lease of every row this worker holds; returns how many it holds."""
         with self._single() as conn:
-            result = conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.reserved_by == worker_id)
-                .values(lease_expires_at=epoch_now() + self.lease_seconds + 1)
-            )
+            return self._renew(conn, worker_id)
+
+    def _renew(self, conn: Connection, worker_id: str) -> int:
+        result = conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.reserved_by == worker_id)
+            .values(lease_expires_at=epoch_now() + self.lease_seconds + 1)
+        )
         return int(result.rowcount)
 
     def next_available_at(self, queues: Sequence[str]) -> int | None:
@@ -516,25 +520,19 @@ class JobRepository:
                 )
             )  # fmt: skip
 
-    def heartbeat(self, worker_id: str, *, current_job: str | None, status: str, jobs_processed: int) -> int:
-        """Record that the worker lives and renew its leases, in one transaction; returns rows held."""
-        now = epoch_now()
+    def heartbeat(self, worker_id: str, *, current_job: str | None, status: str, jobs_processed: int) -> Heartbeat:
+        """Record that the worker lives, renew its leases and read the restart signal, in one transaction."""
         with self.engine.begin() as conn:
             conn.execute(
                 sa.update(queue_workers)
                 .where(queue_workers.c.id == worker_id)
-                .values(heartbeat_at=now, current_job=current_job, status=status, jobs_processed=jobs_processed)
+                .values(heartbeat_at=epoch_now(), current_job=current_job, status=status, jobs_processed=jobs_processed)
             )
-            held = conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.reserved_by == worker_id)
-                .values(lease_expires_at=now + self.lease_seconds + 1)
-            ).rowcount
+            held = self._renew(conn, worker_id)
             restart = conn.execute(
                 sa.select(queue_signals.c.value).where(queue_signals.c.name == RESTART_SIGNAL)
             ).scalar()
-        self._last_restart_value = restart
-        return int(held)
+        return Heartbeat(held=held, restart_signal=None if restart is None else str(restart))
 
     def unregister_worker(self, worker_id: str) -> None:
         with self.engine.begin() as conn:
@@ -569,13 +567,6 @@ class JobRepository:
                 )
             )
 
-    _last_restart_value: str | None = None
-
-    @property
-    def last_restart_value(self) -> str | None:
-        """The restart signal as the last heartbeat read it."""
-        return self._last_restart_value
-
 
 def _reserved(result: Iterable[Any]) -> list[ReservedJob]:
     return [
@@ -603,11 +594,4 @@ def _refresh_retry_until(raw: str, now: int) -> str:
     return raw
 
 
-def is_held(conn: Connection, job_id: int, worker_id: str) -> bool:
-    return (
-        conn.execute(sa.select(jobs.c.id).where(jobs.c.id == job_id, jobs.c.reserved_by == worker_id)).first()
-        is not None
-    )
-
-
-__all__ = ["FailedJob", "JobRepository", "NewJob", "QueueCounts", "ReservedJob", "WorkerInfo", "db"]
+__all__ = ["FailedJob", "Heartbeat", "JobRepository", "NewJob", "QueueCounts", "ReservedJob", "WorkerInfo"]

@@ -55,10 +55,9 @@ class StopReason(enum.StrEnum):
     MAX_TIME = "max_time"
     MAX_JOBS = "max_jobs"
     ONCE = "once"
-    TIMEOUT_STUCK = "timeout_stuck"
 
 
-EXIT_CODES = {StopReason.MEMORY: EXIT_MEMORY, StopReason.TIMEOUT_STUCK: EXIT_TIMEOUT_STUCK}
+EXIT_CODES = {StopReason.MEMORY: EXIT_MEMORY}
 
 
 class JobStatus(enum.StrEnum):
@@ -200,7 +199,6 @@ class Worker:
         self._watchdog_thread: threading.Thread | None = None
         self._renewed_at = time.monotonic()
         self._main_thread_id = threading.get_ident()
-        self._stuck_exit: int | None = None
         self._memory_checked_at = -MEMORY_CHECK_SECONDS
 
     # ---- lifecycle -------------------------------------------------------------------------------------------
@@ -241,8 +239,6 @@ class Worker:
                     had_job = True
                     self._process(job)
                     self.jobs_processed += 1
-                    if self._stuck_exit is not None:
-                        return StopReason.TIMEOUT_STUCK
                     if self.options.rest > 0:
                         self._idle(self.options.rest)
                 elif self.options.once:
@@ -424,7 +420,7 @@ class Worker:
             envelope = payloads.decode(job.payload)
             job_class = self.registry.get(envelope.job)
         except (errors.InvalidPayload, errors.UnknownJob) as exc:
-            name = _name_from_broken_payload(job.payload)
+            name = payloads.display_name_of(job.payload)
             self._emit(JobStatus.STARTING, job, name, started_at)
             self._fail(job, None, None, exc, name, started_at, time.monotonic())
             return
@@ -636,7 +632,7 @@ class Worker:
                 current = self._running.envelope.uuid if self._running else None
             attempt_started = time.monotonic()
             try:
-                self.repo.heartbeat(
+                beat = self.repo.heartbeat(
                     self.worker_id, current_job=current, jobs_processed=self.jobs_processed,
                     status="paused" if self._paused else ("busy" if current else "idle"),
                 )  # fmt: skip
@@ -644,7 +640,7 @@ class Worker:
                 self.on_log(f"Heartbeat failed ({_first_line(exc)})")
                 continue
             self._renewed_at = attempt_started
-            if self.repo.last_restart_value != self._restart_seen:
+            if beat.restart_signal != self._restart_seen:
                 self._restart_requested = True
                 self._wake.set()
 
@@ -692,18 +688,6 @@ class Worker:
             self.repo.unregister_worker(self.worker_id)
         finally:
             os._exit(EXIT_TIMEOUT_STUCK)
-
-
-def _name_from_broken_payload(raw: str) -> str:
-    try:
-        import json
-
-        doc = json.loads(raw)
-        if isinstance(doc, dict):
-            return str(doc.get("displayName") or doc.get("job") or "(unknown job)")
-    except ValueError:
-        pass
-    return "(invalid payload)"
 
 
 def _first_line(exc: BaseException) -> str:
