@@ -19,18 +19,35 @@ T = TypeVar("T")
 
 
 _repositories: dict[str, JobRepository] = {}
-db.on_dispose(_repositories.clear)
+_by_settings: dict[tuple[str, int, str], JobRepository] = {}
+
+
+def _close_repositories() -> None:
+    for repo in {*_repositories.values(), *_by_settings.values()}:
+        repo.close()
+    _repositories.clear()
+    _by_settings.clear()
+
+
+db.on_dispose(_close_repositories)
 
 
 def repository(database_url: str | None = None, *, settings: Settings | None = None) -> JobRepository:
-    """The job repository of the configured database (STOCKQ_DATABASE_URL unless given); one per process."""
+    """The job repository of the configured database (STOCKQ_DATABASE_URL unless given); one per process and
+    database, so that its kept connections are reused."""
     cached = _repositories.get(database_url) if database_url is not None and settings is None else None
     if cached is not None:
         return cached
     settings = settings or Settings.from_env()
-    engine = db.get_engine(database_url or settings.database_url)
-    schema.ensure_current(engine)
-    repo = JobRepository(engine, lease_seconds=settings.lease_seconds, connection_name=settings.connection_name)
+    url = database_url or settings.database_url
+    key = (db.normalize_url(url), settings.lease_seconds, settings.connection_name)
+    repo = _by_settings.get(key)
+    if repo is None:
+        engine = db.get_engine(url)
+        schema.ensure_current(engine)
+        repo = _by_settings.setdefault(
+            key, JobRepository(engine, lease_seconds=settings.lease_seconds, connection_name=settings.connection_name)
+        )
     if database_url is not None:
         _repositories[database_url] = repo
     return repo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import uuid as uuidlib
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +50,14 @@ class Envelope:
 
 
 def new_uuid() -> str:
-    return str(uuidlib.uuid4())
+    """A random (version 4) UUID in its canonical text form; what ``str(uuid.uuid4())`` returns, without building
+    a UUID object (a third of a bulk dispatch's per-job encoding time went there)."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_RFC_4122_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+# The variant nibble of an RFC 4122 UUID is 10xx in binary: 8, 9, a or b.
+_RFC_4122_VARIANT = "89ab"
 
 
 def encode_json(value: Any) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from stockq.queue import payload as payloads
+from stockq.queue.direct import DirectStatement
 from stockq.queue.models import failed_jobs, jobs, queue_signals, queue_workers
 from stockq.queue.sql import epoch_now, upsert
 
@@ -109,6 +110,10 @@ def _copy_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> None:
             copy.write_row((job.uuid, job.queue, job.payload, 0, 0, now + job.delay, now))
 
 
+def _insert_params(job: NewJob) -> dict[str, Any]:
+    return {"b_uuid": job.uuid, "b_queue": job.queue, "b_payload": job.payload, "b_delay": job.delay}
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -187,6 +192,12 @@ class JobRepository:
         # On PostgreSQL a single statement is its own transaction: autocommit saves the BEGIN and COMMIT round
         # trips. SQLite keeps explicit IMMEDIATE transactions (see stockq.db).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgresql else None
+        self._direct_insert = DirectStatement(engine, _INSERT_JOBS) if self._postgresql else None
+
+    def close(self) -> None:
+        """Close the connections this repository keeps of its own (the engine's pool is the engine's)."""
+        if self._direct_insert is not None:
+            self._direct_insert.close()
 
     @contextmanager
     def _single(self) -> Iterator[Connection]:
@@ -201,7 +212,10 @@ class JobRepository:
     # ---- dispatch ---------------------------------------------------------------------------------------------
 
     def push(self, job: NewJob, *, conn: Connection | None = None) -> str:
-        self.push_many([job], conn=conn)
+        if conn is None and self._direct_insert is not None:
+            self._direct_insert.execute(_insert_params(job))
+        else:
+            self.push_many([job], conn=conn)
         return job.uuid
 
     def push_many(self, new_jobs: Sequence[NewJob], *, conn: Connection | None = None) -> int:
@@ -219,8 +233,7 @@ class JobRepository:
         if self._postgresql and len(new_jobs) >= COPY_THRESHOLD:
             _copy_jobs(conn, new_jobs)
             return
-        rows = [{"b_uuid": j.uuid, "b_queue": j.queue, "b_payload": j.payload, "b_delay": j.delay} for j in new_jobs]
-        conn.execute(_INSERT_JOBS, rows)
+        conn.execute(_INSERT_JOBS, [_insert_params(job) for job in new_jobs])
 
     # ---- reservation and acknowledgement -------------------------------------------------------------------
 
