@@ -41,7 +41,10 @@ EXIT_TIMEOUT_STUCK = 124
 
 # How long a timed-out job may take to unwind after SIGALRM before the heartbeat thread gives up on it.
 TIMEOUT_GRACE_SECONDS = 5.0
-MAX_BATCH = 100
+# Prefetch for fast jobs: up to MAX_BATCH rows per round trip, and never more than about BATCH_SECONDS of work, so
+# a job that lands in a worker's batch waits at most that long although another worker is idle.
+MAX_BATCH = 400
+BATCH_SECONDS = 0.5
 MEMORY_CHECK_SECONDS = 0.1
 FAST_JOB_SECONDS = 0.01
 SLOW_JOB_SECONDS = 0.1
@@ -567,7 +570,8 @@ class Worker:
         # never holds back others that a second worker could run.
         if seconds < FAST_JOB_SECONDS:
             if not self._prefetched:
-                self._batch = min(self._batch * 2, self.options.max_batch)
+                by_time = max(1, int(BATCH_SECONDS / max(seconds, 1e-6)))
+                self._batch = min(self._batch * 2, self.options.max_batch, by_time)
         elif seconds > SLOW_JOB_SECONDS:
             self._batch = 1
 
