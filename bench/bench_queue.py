@@ -24,17 +24,19 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import sqlalchemy as sa
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import benchjobs  # noqa: E402
+from peers import Measurement, interleaved, libpq_url  # noqa: E402
 
 import stockq  # noqa: E402
 from stockq import db, schema  # noqa: E402
@@ -167,10 +169,6 @@ def failed_count(url: str) -> int:
         return int(conn.execute(sa.text("SELECT count(*) FROM failed_jobs")).scalar_one())
 
 
-def median_of(runs: int, measure: Callable[[], float]) -> float:
-    return statistics.median(measure() for _ in range(runs))
-
-
 def single_dispatch(backend: str, pg: str, n: int) -> float:
     """Jobs/s dispatched one at a time (each its own committed insert)."""
     with fresh_database(backend, pg) as url:
@@ -179,6 +177,24 @@ def single_dispatch(backend: str, pg: str, n: int) -> float:
         for _ in range(n):
             api.dispatch(benchjobs.Noop(), database_url=url)
         return n / (time.perf_counter() - t0)
+
+
+def single_insert_floor(pg: str, n: int) -> float:
+    """Rows/s of the least a client can do for a durable single dispatch: one prepared INSERT of the same row
+    into stockq's jobs table per autocommit transaction, on a bare psycopg connection (the commit's WAL flush is
+    what bounds it)."""
+    with fresh_database("postgresql", pg) as url:
+        _, payload = benchjobs.Noop().encoded()
+        insert = (
+            "INSERT INTO jobs (uuid, queue, payload, attempts, exceptions, available_at, created_at) "
+            "VALUES (%s, 'default', %s, 0, 0, 0, 0)"
+        )
+        with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+            conn.execute(insert, (str(uuid.uuid4()), payload), prepare=True)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                conn.execute(insert, (str(uuid.uuid4()), payload), prepare=True)
+            return n / (time.perf_counter() - t0)
 
 
 def bulk_dispatch(backend: str, pg: str, n: int) -> float:
@@ -213,12 +229,6 @@ def drain(backend: str, pg: str, n: int, workers: int) -> DrainRun:
             rate=n / elapsed, dispatched=n, executions=sum(counts.values()), missing=missing,
             duplicates=duplicates, failed=failed_count(url),
         )  # fmt: skip
-
-
-def drain_median(backend: str, pg: str, n: int, workers: int, runs: int) -> tuple[float, bool]:
-    """Median drain rate of ``runs`` runs, and whether every job ran exactly once in every run."""
-    results = [drain(backend, pg, n, workers) for _ in range(runs)]
-    return statistics.median(r.rate for r in results), all(r.exactly_once for r in results)
 
 
 def sqlite_crash_check(n: int, lease_seconds: int = 2) -> CrashCheck:
@@ -303,6 +313,7 @@ class QueueFigures:
     """Everything run_all reports for stockq."""
 
     pg_single: float
+    pg_single_floor: float
     pg_bulk: float
     pg_drain: dict[int, float]  # workers -> jobs/s
     pg_exactly_once: dict[int, bool]
@@ -315,30 +326,63 @@ class QueueFigures:
     crash: CrashCheck
 
 
-def measure(pg: str, sizes: QueueSizes, *, log: Callable[[str], None] = print) -> QueueFigures:
-    """Every stockq figure, each the median of sizes.runs runs."""
-    runs = sizes.runs
-    log("stockq: dispatch")
-    pg_single = median_of(runs, lambda: single_dispatch("postgresql", pg, sizes.single))
-    pg_bulk = median_of(runs, lambda: bulk_dispatch("postgresql", pg, sizes.bulk))
-    sqlite_single = median_of(runs, lambda: single_dispatch("sqlite", pg, sizes.single))
-    sqlite_bulk = median_of(runs, lambda: bulk_dispatch("sqlite", pg, sizes.bulk))
-    pg_drain: dict[int, float] = {}
-    pg_once: dict[int, bool] = {}
-    for workers in WORKER_COUNTS:
-        log(f"stockq: drain, PostgreSQL, {workers} worker(s)")
-        pg_drain[workers], pg_once[workers] = drain_median("postgresql", pg, sizes.drain, workers, runs)
-    log("stockq: drain, SQLite")
-    sqlite_drain, sqlite_once = drain_median("sqlite", pg, sizes.drain, 1, runs)
+STOCKQ_PG = "stockq, PostgreSQL"
+STOCKQ_SQLITE = "stockq, SQLite"
+SINGLE_FLOOR = "floor: one prepared INSERT per commit"
+
+
+def _drain_figure(workers: int) -> str:
+    return f"drain:{workers} worker{'s' if workers > 1 else ''}"
+
+
+def measurements(pg: str, sizes: QueueSizes, drains: dict[tuple[str, int], list[DrainRun]]) -> list[Measurement]:
+    """stockq's interleavable figures (and the single-dispatch floor); every drain run is also kept in
+    ``drains`` for its exactly-once check."""
+
+    def drain_rate(backend: str, workers: int) -> Callable[[], float]:
+        def run() -> float:
+            result = drain(backend, pg, sizes.drain, workers)
+            drains.setdefault((backend, workers), []).append(result)
+            return result.rate
+
+        return run
+
+    return [
+        Measurement(STOCKQ_PG, "single", lambda: single_dispatch("postgresql", pg, sizes.single)),
+        Measurement(SINGLE_FLOOR, "single", lambda: single_insert_floor(pg, sizes.single)),
+        Measurement(STOCKQ_SQLITE, "single", lambda: single_dispatch("sqlite", pg, sizes.single)),
+        Measurement(STOCKQ_PG, "bulk", lambda: bulk_dispatch("postgresql", pg, sizes.bulk)),
+        Measurement(STOCKQ_SQLITE, "bulk", lambda: bulk_dispatch("sqlite", pg, sizes.bulk)),
+        *(Measurement(STOCKQ_PG, _drain_figure(w), drain_rate("postgresql", w)) for w in WORKER_COUNTS),
+        Measurement(STOCKQ_SQLITE, _drain_figure(1), drain_rate("sqlite", 1)),
+    ]
+
+
+def measure(
+    pg: str, sizes: QueueSizes, *, log: Callable[[str], None] = print, also: Sequence[Measurement] = ()
+) -> tuple[QueueFigures, dict[tuple[str, str], list[float]]]:
+    """Every stockq figure, each the median of sizes.runs runs, interleaved with ``also`` (the peers' figures);
+    returns stockq's figures and every sample."""
+    drains: dict[tuple[str, int], list[DrainRun]] = {}
+    samples = interleaved([*measurements(pg, sizes, drains), *also], sizes.runs, log)
     log("stockq: pick-up latency")
     p50, p99 = pickup_latency(pg, sizes.latency_samples)
     log("stockq: SQLite crash check")
     crash = sqlite_crash_check(sizes.crash_jobs)
+
+    def median(system: str, figure: str) -> float:
+        return statistics.median(samples[(system, figure)])
+
     return QueueFigures(
-        pg_single=pg_single, pg_bulk=pg_bulk, pg_drain=pg_drain, pg_exactly_once=pg_once,
-        sqlite_single=sqlite_single, sqlite_bulk=sqlite_bulk, sqlite_drain=sqlite_drain,
-        sqlite_exactly_once=sqlite_once, latency_p50_ms=p50, latency_p99_ms=p99, crash=crash,
-    )  # fmt: skip
+        pg_single=median(STOCKQ_PG, "single"), pg_single_floor=median(SINGLE_FLOOR, "single"),
+        pg_bulk=median(STOCKQ_PG, "bulk"),
+        pg_drain={w: median(STOCKQ_PG, _drain_figure(w)) for w in WORKER_COUNTS},
+        pg_exactly_once={w: all(r.exactly_once for r in drains[("postgresql", w)]) for w in WORKER_COUNTS},
+        sqlite_single=median(STOCKQ_SQLITE, "single"), sqlite_bulk=median(STOCKQ_SQLITE, "bulk"),
+        sqlite_drain=median(STOCKQ_SQLITE, _drain_figure(1)),
+        sqlite_exactly_once=all(r.exactly_once for r in drains[("sqlite", 1)]),
+        latency_p50_ms=p50, latency_p99_ms=p99, crash=crash,
+    ), samples  # fmt: skip
 
 
 def markdown(figures: QueueFigures, sizes: QueueSizes) -> str:
@@ -359,6 +403,9 @@ def markdown(figures: QueueFigures, sizes: QueueSizes) -> str:
         + " - |" * (len(WORKER_COUNTS) - 1),
         "",
         f"Every job ran exactly once in every drain: {'yes' if once else 'NO'}.",
+        f"Single dispatch floor on PostgreSQL (one prepared INSERT of the same row per autocommit transaction, bare "
+        f"psycopg): {figures.pg_single_floor:,.0f}/s; stockq's single dispatch is "
+        f"{figures.pg_single / figures.pg_single_floor:.2f}x it.",
         f"Idle pick-up latency (PostgreSQL, {sizes.latency_samples} samples): p50 {figures.latency_p50_ms:.1f} ms, "
         f"p99 {figures.latency_p99_ms:.1f} ms.",
         f"SQLite crash check ({figures.crash.dispatched:,} jobs, worker SIGKILLed after "
@@ -409,7 +456,7 @@ def main() -> None:
         print(profile_drain(args.pg_url, args.profile, args.profile_output))
         return
     sizes = QueueSizes.for_run(args.quick)
-    figures = measure(args.pg_url, sizes, log=lambda m: print(m, file=sys.stderr))
+    figures, _ = measure(args.pg_url, sizes, log=lambda m: print(m, file=sys.stderr))
     print(
         f"\n{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLAlchemy {sa.__version__}\n"
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import platform
 import subprocess
@@ -174,6 +175,11 @@ def queue_targets(q: bench_queue.QueueFigures, peer_rows: list[peers.PeerFigures
             None if best_single is None else q.pg_single >= 1.5 * best_single,
         ),
         Target(
+            "single dispatch, PostgreSQL, against its floor", f"{q.pg_single:,.0f}/s",
+            f"one prepared INSERT per commit, bare psycopg {q.pg_single_floor:,.0f}/s",
+            _ratio(q.pg_single, q.pg_single_floor), "(what durable commits allow on this machine)", None,
+        ),
+        Target(
             "idle pick-up latency, PostgreSQL", f"p50 {q.latency_p50_ms:.1f} ms, p99 {q.latency_p99_ms:.1f} ms",
             "absolute", "-", "p50 < 5 ms, p99 < 50 ms", q.latency_p50_ms < 5 and q.latency_p99_ms < 50,
         ),
@@ -210,28 +216,34 @@ def side_by_side(q: bench_queue.QueueFigures | None, peer_rows: list[peers.PeerF
 # ---- running -----------------------------------------------------------------------------------------------------
 
 
-def run_peers(pg_url: str, sizes: peers.Sizes, only: set[str], failures: list[str]) -> list[peers.PeerFigures]:
+def peer_measurements(pg_url: str, sizes: peers.Sizes, only: set[str], failures: list[str]) -> list[peers.Measurement]:
+    """The peers' measurements, each guarded: a peer that breaks is reported, and the rest of the run goes on."""
     from peers import huey_peer, pgqueuer_peer, procrastinate_peer
 
-    measures: list[tuple[str, Callable[[], list[peers.PeerFigures]]]] = [
-        ("procrastinate", lambda: procrastinate_peer.measure(pg_url, sizes)),
-        ("pgqueuer", lambda: pgqueuer_peer.measure(pg_url, sizes)),
-        ("huey", lambda: huey_peer.measure(sizes)),
+    listed: list[tuple[str, Callable[[], list[peers.Measurement]]]] = [
+        ("procrastinate", lambda: procrastinate_peer.measurements(pg_url, sizes)),
+        ("pgqueuer", lambda: pgqueuer_peer.measurements(pg_url, sizes)),
+        ("huey", lambda: huey_peer.measurements(sizes)),
     ]
-    rows: list[peers.PeerFigures] = []
-    for name, measure in measures:
+    found: list[peers.Measurement] = []
+    for name, measurements in listed:
         if only and "peers" not in only and name not in only:
             continue
-        log(f"peer: {name}")
-        t0 = time.monotonic()
+        found += [peers.Measurement(m.system, m.figure, _guarded(m, failures)) for m in measurements()]
+    return found
+
+
+def _guarded(measurement: peers.Measurement, failures: list[str]) -> Callable[[], float]:
+    def run() -> float:
         try:
-            rows.extend(measure())
+            return measurement.run()
         except (Exception, SystemExit) as exc:  # one broken peer must not lose the rest of the run
-            log(f"peer: {name} FAILED: {exc}")
-            failures.append(f"{name}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
-            continue
-        log(f"peer: {name} done in {time.monotonic() - t0:.0f} s")
-    return rows
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            log(f"{measurement.system}: {measurement.figure} FAILED: {first}")
+            failures.append(f"{measurement.system}, {measurement.figure}: {first}")
+            return math.nan
+
+    return run
 
 
 def run_other(name: str, quick: bool) -> str:
@@ -281,11 +293,17 @@ def main() -> None:
     qsizes = bench_queue.QueueSizes.for_run(args.quick)
     machine = machine_section(args.pg_url)
 
-    queue_figures = bench_queue.measure(args.pg_url, qsizes, log=log) if wanted("queue") else None
-    peer_rows: list[peers.PeerFigures] = []
     peer_failures: list[str] = []
+    peer_list: list[peers.Measurement] = []
     if not args.skip_peers and (wanted("peers") or only & {"procrastinate", "pgqueuer", "huey"}):
-        peer_rows = run_peers(args.pg_url, sizes, only, peer_failures)
+        peer_list = peer_measurements(args.pg_url, sizes, only, peer_failures)
+    queue_figures: bench_queue.QueueFigures | None = None
+    if wanted("queue"):
+        queue_figures, samples = bench_queue.measure(args.pg_url, qsizes, log=log, also=peer_list)
+    else:
+        samples = peers.interleaved(peer_list, sizes.runs, log)
+    peer_systems = list(dict.fromkeys(m.system for m in peer_list))
+    peer_rows = [peers.figures_of(system, samples) for system in peer_systems]
     others = [run_other(name, args.quick) for name in OTHER_BENCHMARKS if wanted(name)]
 
     sections = [
@@ -302,7 +320,9 @@ def main() -> None:
         "## Queue: stockq against its peers",
         "",
         f"Sizes: single dispatch {sizes.single:,} jobs, bulk dispatch {sizes.bulk:,} jobs, drain {sizes.drain:,} "
-        f"no-op jobs; every figure is the median of {sizes.runs} runs, each in a fresh database.",
+        f"no-op jobs; every figure is the median of {sizes.runs} runs, each in a fresh database. The runs are "
+        "interleaved: in each of the rounds every system's single dispatch is measured back to back, then every "
+        "bulk dispatch, then every drain, so that the machine's load changes fall on all systems alike.",
         "",
         "Drain, measured the same way for every system: one worker process of the system (started as a separate "
         "process, with the system's documented high-throughput setting) is running and idle after a warm-up job; "

@@ -10,11 +10,14 @@ Every system is measured the same way (see ``measure_drain``):
   (polled every 10 ms with a cheap ``LIMIT 1`` query).
 
 Each figure is measured in a fresh database (``CREATE DATABASE`` on PostgreSQL, a new file on SQLite) that is
-dropped afterwards; run_all reports the median of 3.
+dropped afterwards; run_all reports the median of 3. Each peer module lists its measurements; ``interleaved`` runs
+them in rounds (every measurement of every system once per round, like figures next to each other), so that a
+change of load during a run falls on every system alike instead of on whichever was measured then.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import subprocess
@@ -59,6 +62,47 @@ class PeerFigures:
     single: float | None
     bulk: float | None
     drain: dict[str, float]  # setting label -> jobs/s
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One figure of one system, measured by calling ``run`` (a rate: jobs/s)."""
+
+    system: str
+    figure: str  # "single", "bulk" or "drain:<setting>"
+    run: Callable[[], float]
+
+
+FIGURE_ORDER = ("single", "bulk", "drain")
+
+
+def interleaved(
+    measurements: list[Measurement], runs: int, log: Callable[[str], None] = lambda _m: None
+) -> dict[tuple[str, str], list[float]]:
+    """Run every measurement once per round, ``runs`` rounds; the same figure of all systems back to back (all
+    single dispatches, then bulk, then drains). Returns the rates per (system, figure)."""
+    ordered = sorted(measurements, key=lambda m: FIGURE_ORDER.index(m.figure.split(":", 1)[0]))
+    samples: dict[tuple[str, str], list[float]] = {(m.system, m.figure): [] for m in ordered}
+    for round_no in range(1, runs + 1):
+        for m in ordered:
+            log(f"round {round_no}/{runs}: {m.system}: {m.figure}")
+            samples[(m.system, m.figure)].append(m.run())
+    return samples
+
+
+def figures_of(system: str, samples: dict[tuple[str, str], list[float]]) -> PeerFigures:
+    """A system's row from interleaved samples: the median of each figure."""
+    medians = {
+        figure: statistics.median(measured)
+        for (name, figure), rates in samples.items()
+        if name == system and (measured := [r for r in rates if not math.isnan(r)])
+    }
+    return PeerFigures(
+        system=system,
+        single=medians.get("single"),
+        bulk=medians.get("bulk"),
+        drain={f.removeprefix("drain:"): rate for f, rate in medians.items() if f.startswith("drain:")},
+    )
 
 
 def libpq_url(url: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from huey import SqliteHuey
 
-from peers import PeerFigures, Sizes, measure_drain, median_of, spawn_worker, timed_rate
+from peers import Measurement, Sizes, measure_drain, spawn_worker, timed_rate
 
 
 @functools.cache
@@ -82,15 +82,13 @@ def drain(n: int) -> float:
             huey.storage.close()
 
 
-def measure(sizes: Sizes) -> list[PeerFigures]:
-    """huey's row: single and bulk dispatch, drain with one consumer thread (median of sizes.runs)."""
+def measurements(sizes: Sizes) -> list[Measurement]:
+    """Single and bulk dispatch (a loop: huey has no batch API), drain with one consumer thread."""
+    system = f"huey {version()}, SQLite"
     return [
-        PeerFigures(
-            system=f"huey {version()}, SQLite",
-            single=median_of(sizes.runs, lambda: single(sizes.single)),
-            bulk=median_of(sizes.runs, lambda: bulk(sizes.bulk)),
-            drain={"1 thread": median_of(sizes.runs, lambda: drain(sizes.drain))},
-        )
+        Measurement(system, "single", lambda: single(sizes.single)),
+        Measurement(system, "bulk", lambda: bulk(sizes.bulk)),
+        Measurement(system, "drain:1 thread", lambda: drain(sizes.drain)),
     ]
 
 

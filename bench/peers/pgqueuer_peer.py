@@ -19,11 +19,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from peers import (
-    PeerFigures,
+    Measurement,
     Sizes,
     fresh_pg_database,
     measure_drain,
-    median_of,
     pg_table_has_rows,
     spawn_worker,
 )
@@ -134,20 +133,20 @@ def drain(admin: str, driver: str, n: int, batch: int) -> float:
             pending.close()  # type: ignore[attr-defined]
 
 
-def measure(admin: str, sizes: Sizes) -> list[PeerFigures]:
-    """One row per driver: single and bulk dispatch, drain at batch 10 and 100 (median of sizes.runs)."""
-    return [
-        PeerFigures(
-            system=f"pgqueuer {version()}, {driver}",
-            single=median_of(sizes.runs, lambda d=driver: single(admin, d, sizes.single)),
-            bulk=median_of(sizes.runs, lambda d=driver: bulk(admin, d, sizes.bulk)),
-            drain={
-                f"batch {b}": median_of(sizes.runs, lambda d=driver, b=b: drain(admin, d, sizes.drain, b))
-                for b in BATCHES
-            },
-        )
-        for driver in DRIVERS
-    ]
+def measurements(admin: str, sizes: Sizes) -> list[Measurement]:
+    """Per driver: single and bulk dispatch, drain at batch 10 and 100."""
+    found: list[Measurement] = []
+    for driver in DRIVERS:
+        system = f"pgqueuer {version()}, {driver}"
+        found += [
+            Measurement(system, "single", lambda d=driver: single(admin, d, sizes.single)),  # type: ignore[misc]
+            Measurement(system, "bulk", lambda d=driver: bulk(admin, d, sizes.bulk)),  # type: ignore[misc]
+        ]
+        found += [
+            Measurement(system, f"drain:batch {b}", lambda d=driver, b=b: drain(admin, d, sizes.drain, b))  # type: ignore[misc]
+            for b in BATCHES
+        ]
+    return found
 
 
 async def _work(url: str, driver: str, batch: int) -> None:

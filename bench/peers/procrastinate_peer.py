@@ -17,11 +17,10 @@ import os
 import procrastinate
 
 from peers import (
-    PeerFigures,
+    Measurement,
     Sizes,
     fresh_pg_database,
     measure_drain,
-    median_of,
     pg_table_has_rows,
     spawn_worker,
     timed_rate,
@@ -112,18 +111,16 @@ def drain(admin: str, n: int, concurrency: int) -> float:
             app.close()
 
 
-def measure(admin: str, sizes: Sizes) -> list[PeerFigures]:
-    """procrastinate's row: single and bulk dispatch, drain at concurrency 1 and 10 (median of sizes.runs)."""
+def measurements(admin: str, sizes: Sizes) -> list[Measurement]:
+    """Single and bulk dispatch, drain at concurrency 1 and 10."""
+    system = f"procrastinate {version()}"
     return [
-        PeerFigures(
-            system=f"procrastinate {version()}",
-            single=median_of(sizes.runs, lambda: single(admin, sizes.single)),
-            bulk=median_of(sizes.runs, lambda: bulk(admin, sizes.bulk)),
-            drain={
-                f"concurrency {c}": median_of(sizes.runs, lambda c=c: drain(admin, sizes.drain, c))
-                for c in CONCURRENCIES
-            },
-        )
+        Measurement(system, "single", lambda: single(admin, sizes.single)),
+        Measurement(system, "bulk", lambda: bulk(admin, sizes.bulk)),
+        *(
+            Measurement(system, f"drain:concurrency {c}", lambda c=c: drain(admin, sizes.drain, c))  # type: ignore[misc]
+            for c in CONCURRENCIES
+        ),
     ]
 
 
