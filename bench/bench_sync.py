@@ -1,11 +1,17 @@
 """Inventory sync against the PrestaShop emulator: N linked products, 1% changed, 50 ms per request.
 
     .venv/bin/python bench/bench_sync.py [--quick] [--pg-url URL] [--concurrency 4,8,16] [--products N]
+                                         [--shop-version 8.1.7]
 
-The emulator runs in its own process, as a shop would. For each concurrency, prints the requests the sync sent (GET pages of stock_availables, PUTs), its wall time, the
-floor (changed items x latency / concurrency: the PUTs alone, perfectly packed) and the ratio to it, and the
-same number of bare PUTs timed alone on the same shop (the machine's own per-request cost, for comparison). --pg-url is
-a PostgreSQL server URL: a scratch database is created there and dropped afterwards (default: a SQLite file).
+The emulator runs in its own process, as a shop would, with every quantity 0. For each concurrency, on a fresh
+emulator: first a full run (every link compared with the shop's quantities, read in pages: what the first sync after
+linking, and the daily reconciliation, do; the 1% of products with stock differ), then 1% of the products' stock
+changes in the ledger and the sync that follows is timed (the issue's scenario: only the changed links are found, in
+SQL, and written). Each row prints the requests the sync sent (GETs + writes: PATCH on 8.0+, PUT before), its wall
+time, the floor (changed items x latency / concurrency: the writes alone, perfectly packed) and the ratio to it, and
+the same number of bare writes timed alone on the same shop (the machine's own per-request cost, for comparison).
+--pg-url is a PostgreSQL server URL: a scratch database is created there and dropped afterwards (default: a SQLite
+file).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import sqlalchemy as sa
 
 from stockq import db, schema
 from stockq.integrations import linking, models, shops, sync
-from stockq.integrations.prestashop.client import STOCK_FIELDS, PrestashopClient, StockAvailable
+from stockq.integrations.prestashop.client import STOCK_FIELDS, PrestashopClient, StockAvailable, accepts_patch
 from stockq.warehouse import models as warehouse_models
 
 KEY = "B" * 32
@@ -63,6 +69,20 @@ def seed(engine: sa.Engine, count: int, changed: int) -> None:
         )
 
 
+def change_stock(engine: sa.Engine, count: int, changed: int, quantity: int) -> None:
+    """Set the stock of the products ``seed`` gave stock (every (count / changed)-th) to ``quantity``: 1% of the
+    links now differ from what the shop was last sent."""
+    step = count // changed
+    totals, products = warehouse_models.stock_totals, warehouse_models.products
+    skus = [f"SKU-{i:06d}" for i in range(step, count + 1, step)]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(totals)
+            .where(totals.c.product_id.in_(sa.select(products.c.id).where(products.c.sku.in_(skus))))
+            .values(quantity=Decimal(quantity))
+        )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -70,12 +90,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def emulator(products: int, latency_ms: float) -> Iterator[str]:
+def emulator(products: int, latency_ms: float, version: str = "8.1.7") -> Iterator[str]:
     """The emulator in its own process (as a shop is): all quantities 0. Yields its URL."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "stockq.integrations.prestashop.emulator", "--port", str(port), "--key", KEY,
-         "--products", str(products), "--latency-ms", str(latency_ms)],
+         "--products", str(products), "--latency-ms", str(latency_ms), "--version", version],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -87,59 +107,71 @@ def emulator(products: int, latency_ms: float) -> Iterator[str]:
         process.wait(10)
 
 
-def bare_puts(shop_url: str, count: int, concurrency: int) -> float:
-    """Seconds for ``count`` PUTs alone at ``concurrency`` on the same shop: what this machine's Python client and
-    emulator cost per request, without reads or database work."""
+def bare_writes(shop_url: str, count: int, concurrency: int, version: str) -> float:
+    """Seconds for ``count`` writes of the sync's kind (PATCH on 8.0+, PUT before) alone at ``concurrency`` on the
+    same shop: what this machine's Python client and emulator cost per request, without reads or database work."""
     with PrestashopClient(shop_url, KEY, concurrency=concurrency) as client:
         rows = [
             StockAvailable.from_fields(f)
             for f in client.list_page("stock_availables", STOCK_FIELDS, offset=0, limit=count)
         ]
         started = time.perf_counter()
-        client.map_concurrently(lambda row: client.put_stock_available(row, row.quantity), rows)
+        if accepts_patch(version):
+            client.map_concurrently(lambda row: client.patch_stock_quantity(row.id, row.quantity), rows)
+        else:
+            client.map_concurrently(lambda row: client.put_stock_available(row, row.quantity), rows)
         return time.perf_counter() - started
 
 
-def run(url: str, *, products: int, latency_ms: float, concurrencies: list[int]) -> list[dict[str, object]]:
+def run(
+    url: str, *, products: int, latency_ms: float, concurrencies: list[int], version: str
+) -> list[dict[str, object]]:
     engine = db.get_engine(url)
     schema.upgrade(engine)
     changed = max(1, products // 100)
     seed(engine, products, changed)
     rows: list[dict[str, object]] = []
     try:
-        with emulator(products, 0) as shop_url:
+        with emulator(products, 0, version) as shop_url:
             integration = shops.add_prestashop(
                 engine, "bench", url=shop_url, key=KEY, warehouses=("MAIN",), timeout_seconds=10
             )
             report = linking.link_products(engine, integration.id)
             assert report.linked == products, report.as_dict()
-        for concurrency in concurrencies:
-            with emulator(products, latency_ms) as shop_url:
+        for round_number, concurrency in enumerate(concurrencies):
+            with emulator(products, latency_ms, version) as shop_url:
                 with engine.begin() as conn:
                     conn.execute(
                         sa.update(models.integrations)
                         .where(models.integrations.c.id == integration.id)
                         .values(concurrency=concurrency, url=shop_url)
                     )
+                timed: list[tuple[str, sync.SyncResult, float]] = []
                 started = time.perf_counter()
-                (result,) = sync.sync_inventory(engine, force=True)
-                wall = time.perf_counter() - started
-                bare = bare_puts(shop_url, result.changed, concurrency)
-            assert result.status == "success" and result.changed == changed, result.as_dict()
-            floor = changed * latency_ms / 1000 / concurrency
-            rows.append(
-                {
-                    "products": products,
-                    "changed": result.changed,
-                    "concurrency": concurrency,
-                    "requests (GET+PUT)": f"{result.requests - result.changed}+{result.changed}",
-                    "wall s": wall,
-                    "floor s": floor,
-                    "ratio": wall / floor,
-                    "bare PUTs s": bare,
-                    "bare ratio": bare / floor,
-                }
-            )
+                (full,) = sync.sync_inventory(engine, force=True, full=True)
+                timed.append(("full", full, time.perf_counter() - started))
+                change_stock(engine, products, changed, 6 + round_number)
+                started = time.perf_counter()
+                (incremental,) = sync.sync_inventory(engine, force=True)
+                timed.append(("1% changed", incremental, time.perf_counter() - started))
+                bare = bare_writes(shop_url, changed, concurrency, version)
+            for kind, result, wall in timed:
+                assert result.status == "success" and result.changed == changed, result.as_dict()
+                floor = changed * latency_ms / 1000 / concurrency
+                rows.append(
+                    {
+                        "products": products,
+                        "run": kind,
+                        "changed": result.changed,
+                        "concurrency": concurrency,
+                        "requests (GET+write)": f"{result.requests - result.changed}+{result.changed}",
+                        "wall s": wall,
+                        "floor s": floor,
+                        "ratio": wall / floor,
+                        "bare writes s": bare,
+                        "bare ratio": bare / floor,
+                    }
+                )
         return rows
     finally:
         db.dispose_engines()
@@ -152,6 +184,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", default="4,8,16")
+    parser.add_argument("--shop-version", default="8.1.7", help="emulated PrestaShop version (1.7.x: no PATCH)")
     args = parser.parse_args()
     products = 1_000 if args.quick else args.products
     concurrencies = [8] if args.quick else [int(c) for c in args.concurrency.split(",")]
@@ -163,17 +196,30 @@ def main() -> None:
             conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
         url = sa.engine.make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
         try:
-            rows = run(url, products=products, latency_ms=args.latency_ms, concurrencies=concurrencies)
+            rows = run(
+                url,
+                products=products,
+                latency_ms=args.latency_ms,
+                concurrencies=concurrencies,
+                version=args.shop_version,
+            )
         finally:
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         with tempfile.TemporaryDirectory() as tmp:
             url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            rows = run(url, products=products, latency_ms=args.latency_ms, concurrencies=concurrencies)
+            rows = run(
+                url,
+                products=products,
+                latency_ms=args.latency_ms,
+                concurrencies=concurrencies,
+                version=args.shop_version,
+            )
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(
-        f"\nSync of {products:,} linked products, 1% changed, emulator latency {args.latency_ms:g} ms, {backend}, "
+        f"\nSync of {products:,} linked products, 1% changed, PrestaShop {args.shop_version} emulator latency "
+        f"{args.latency_ms:g} ms, {backend}, "
         f"{os.cpu_count()} CPUs, load average {load}\n"
     )
     headers = list(rows[0])

@@ -58,11 +58,10 @@ def test_sync_pushes_only_differences(db_url: str, shop: EmulatorHandle) -> None
 
     assert result.status == "success" and (result.checked, result.changed, result.failed) == (4, 1, 0)
     assert [shop.state.quantity(p) for p in (1, 2, 3, 4)] == [14, 2, 0, 0]
-    assert shop.state.requests["PUT"] == 1
-    # one page of [id,quantity], then the changed row in full for its GET-modify-PUT
+    # new links: one page of [id,quantity] to learn the shop's quantities, then a PATCH of the changed quantity
+    assert (shop.state.requests["PATCH"], shop.state.requests["PUT"]) == (1, 0)
     assert [path.split("?")[1][:40] for method, path in shop.state.log if method == "GET"] == [
         "display=%5Bid%2Cquantity%5D&sort=%5Bid_A",
-        "display=%5Bid%2Cid_product%2Cid_product_",
     ]
     assert shop.state.stock[shop.state.stock_id(1)]["id_shop"] == "1"
     assert integration_row(engine, integration.id).last_synced_at is not None
@@ -81,7 +80,7 @@ def test_sync_dry_run_writes_nothing(db_url: str, shop: EmulatorHandle) -> None:
 
     (result,) = sync.sync_inventory(engine, dry_run=True)
 
-    assert shop.state.requests["PUT"] == 0 and shop.state.quantity(1) == 0
+    assert shop.state.requests["PUT"] == shop.state.requests["PATCH"] == 0 and shop.state.quantity(1) == 0
     assert [(p.sku, p.stockq, p.shop, p.change) for p in result.plan] == [("P1", 4, 0, 4), ("P2", 0, 0, 0)]
     assert integration_row(engine, integration.id).last_synced_at is None
     with engine.connect() as conn:
@@ -114,7 +113,7 @@ def test_sync_never_publishes_for_an_integration_without_warehouses(db_url: str,
     shop.state.set_quantity(1, 7)
     (result,) = sync.sync_inventory(engine, integration_id=integration.id, force=True)
     assert result.status == "skipped" and "no warehouses" in (result.message or "")
-    assert shop.state.quantity(1) == 7 and shop.state.requests["PUT"] == 0
+    assert shop.state.quantity(1) == 7 and shop.state.requests["PUT"] == shop.state.requests["PATCH"] == 0
 
 
 def test_sync_one_item_failure_does_not_stop_the_run(db_url: str, shop: EmulatorHandle) -> None:
@@ -156,10 +155,10 @@ def test_sync_comes_back_after_transient_failures(db_url: str, shop: EmulatorHan
     engine = db.get_engine(db_url)
     setup_linked(engine, shop, count=2)
     receive(engine, "MAIN", {"P1": 1, "P2": 2})
-    shop.state.set_fault("500", 1, methods=("PUT",))  # one PUT fails once; the retry succeeds
+    shop.state.set_fault("500", 1, methods=("PATCH",))  # one write fails once; the retry succeeds
     (result,) = sync.sync_inventory(engine)
     assert result.status == "success" and result.changed == 2
-    assert shop.state.requests["PUT"] == 3
+    assert shop.state.requests["PATCH"] == 3
 
 
 def test_sync_job_retries_when_the_shop_is_down_and_the_key_stays_out(

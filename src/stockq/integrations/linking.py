@@ -234,11 +234,13 @@ def link_products(
     matches = match_items(items, local, report)
     report.by_reference = sum(1 for m in matches.values() if m.matched_by == "reference")
     report.by_ean = len(matches) - report.by_reference
-    _store(engine, integration_id, matches, report)
+    _store(engine, integration_id, matches, report, shop_version=client.version or integration.shop_version)
     return report
 
 
-def _store(engine: Engine, integration_id: int, matches: dict[int, _Match], report: LinkReport) -> None:
+def _store(
+    engine: Engine, integration_id: int, matches: dict[int, _Match], report: LinkReport, *, shop_version: str | None
+) -> None:
     links = models.product_links
     now = shops.utcnow()
     with engine.begin() as conn:
@@ -284,7 +286,9 @@ def _store(engine: Engine, integration_id: int, matches: dict[int, _Match], repo
         if rows:
             conn.execute(sa.insert(links), rows)
         conn.execute(
-            sa.update(models.integrations).where(models.integrations.c.id == integration_id).values(linked_at=now)
+            sa.update(models.integrations)
+            .where(models.integrations.c.id == integration_id)
+            .values(linked_at=now, shop_version=shop_version)
         )
 
 

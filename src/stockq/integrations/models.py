@@ -1,4 +1,4 @@
-"""Tables of the integrations domain (migration 0004_integrations)."""
+"""Tables of the integrations domain (migrations 0004_integrations, 0005_sync_state)."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ integrations = sa.Table(
     sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()),
     sa.Column("last_synced_at", sa.DateTime(), nullable=True),
     sa.Column("linked_at", sa.DateTime(), nullable=True),
+    # PSWS-Version of the shop's last answer: 8.0+ takes a PATCH of the quantity alone, older needs GET-modify-PUT.
+    sa.Column("shop_version", sa.String(32), nullable=True),
+    # The last run that compared every link with the shop's own quantity (other runs trust last_quantity).
+    sa.Column("last_reconciled_at", sa.DateTime(), nullable=True),
     # Set (epoch seconds) when a coalesced SyncInventory job is queued; cleared when that job starts.
     sa.Column("sync_pending_since", sa.BigInteger(), nullable=True),
     sa.Column("created_at", sa.DateTime(), nullable=False),
@@ -42,6 +46,7 @@ product_links = sa.Table(
     sa.Column("shop_product_id", sa.Integer(), nullable=False),
     sa.Column("shop_combination_id", sa.Integer(), nullable=False),
     sa.Column("stock_available_id", sa.Integer(), nullable=False),
+    # The shop's quantity as of the last sync (written or read back); None: not known, the next sync reads it.
     sa.Column("last_quantity", sa.Integer(), nullable=True),
     sa.Column("linked_at", sa.DateTime(), nullable=False),
     sa.UniqueConstraint("integration_id", "product_id"),

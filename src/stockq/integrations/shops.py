@@ -43,6 +43,8 @@ class Integration:
     last_synced_at: dt.datetime | None
     linked_at: dt.datetime | None
     sync_pending_since: int | None
+    shop_version: str | None = None
+    last_reconciled_at: dt.datetime | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Integration:
@@ -63,6 +65,8 @@ class Integration:
             last_synced_at=row.last_synced_at,
             linked_at=row.linked_at,
             sync_pending_since=row.sync_pending_since,
+            shop_version=row.shop_version,
+            last_reconciled_at=row.last_reconciled_at,
         )
 
     @property

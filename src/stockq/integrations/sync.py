@@ -1,7 +1,11 @@
-"""Publish stock levels to shops: read the shop's quantities in pages, PUT only the differences.
+"""Publish stock levels to shops: find the links whose quantity changed since the last sync in one query, and write
+only those (a PATCH of the quantity on PrestaShop 8.0+, GET-modify-PUT before).
 
 The quantity published for a linked product is the sum of its stock over the integration's warehouses minus the
-integration's buffer, rounded down to an integer and never below zero.
+integration's buffer, rounded down to an integer and never below zero. Each link keeps the shop's quantity as of the
+last sync (``last_quantity``); a link without one (new, or relinked) is compared with the shop's own quantity first.
+A full run (``full``, or automatically once every RECONCILE_EVERY) compares every link with the shop, which also
+corrects quantities changed in the shop itself.
 """
 
 from __future__ import annotations
@@ -22,11 +26,15 @@ from stockq import errors, redact
 from stockq.integrations import models, shops
 from stockq.integrations.prestashop.client import (
     STOCK_FIELDS,
+    AuthenticationFailed,
     PageStream,
+    PermissionDenied,
     PrestashopClient,
     PrestashopError,
+    ResourceNotFound,
     ShopUnavailable,
     StockAvailable,
+    accepts_patch,
 )
 from stockq.integrations.shops import Integration
 
@@ -34,12 +42,21 @@ PAGE_SIZE = 2000
 # Pages carry only what the comparison needs; the full rows of the changed items are read just before their PUT.
 PAGE_FIELDS = ("id", "quantity")
 FETCH_CHUNK = 100  # ids per filter[id]=[a|b|…] read (keeps the URL far below servers' 8 KB request-line limit)
+# How often a sync compares every link with the shop (catches quantities edited in the shop's back office).
+RECONCILE_EVERY = dt.timedelta(hours=24)
+# Half the ledger's last decimal: SQLite sums NUMERIC as floats, so the SQL pre-filter compares with this slack
+# and the exact rounding is done in Python on the rows it returns.
+ROUNDING_SLACK = 0.00005
+# PATCH answers of a shop or key that does not take it: 23 method not valid (before 8.0), 25 not allowed for the key.
+PATCH_REFUSED_CODES = {23, 25}
+# Failures of one write that every other write would meet too: they stop the run instead of failing one item.
+RUN_STOPPERS = (ShopUnavailable, AuthenticationFailed, PermissionDenied)
 Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
 class PlanItem:
-    """One linked product: what stockq would publish and what the shop has."""
+    """One linked product: what stockq would publish and what the shop has (or had at the last sync)."""
 
     sku: str
     product_id: int
@@ -78,6 +95,9 @@ class SyncResult:
     plan: list[PlanItem] = field(default_factory=list)
     items: list[ItemResult] = field(default_factory=list)
     requests: int = 0
+    full: bool = False
+    # stock_available id → the shop's quantity as read in this run, for links whose last_quantity it corrects.
+    observed: dict[int, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +118,17 @@ class SyncResult:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class LinkTarget:
+    """A link and the quantity to publish for it."""
+
+    stock_available_id: int
+    sku: str
+    product_id: int
+    quantity: int
+    last_quantity: int | None
+
+
 def publishable_quantity(total: Decimal | int | float | None, buffer: int) -> int:
     """Stock minus the buffer, rounded down, never below zero."""
     # SQLite sums NUMERIC as floats: back to the ledger's 4 decimals before rounding down.
@@ -105,9 +136,10 @@ def publishable_quantity(total: Decimal | int | float | None, buffer: int) -> in
     return max(0, math.floor(value))
 
 
-def link_targets(conn: Connection, integration: Integration) -> list[tuple[int, str, int, int]]:
-    """(stock_available id, sku, product id, quantity to publish) of every link, in one set-based query over the
-    ledger's stock totals (the cache ``stock_levels`` reads) summed over the integration's warehouses."""
+def link_targets(conn: Connection, integration: Integration, *, changed_only: bool = False) -> list[LinkTarget]:
+    """The links with the quantity to publish, in one set-based query over the ledger's stock totals (the cache
+    ``stock_levels`` reads) summed over the integration's warehouses. ``changed_only``: only the links whose
+    quantity differs from ``last_quantity`` or whose ``last_quantity`` is not known."""
     links = models.product_links
     products = sa.table("products", sa.column("id"), sa.column("sku"))
     totals = sa.table(
@@ -121,16 +153,31 @@ def link_targets(conn: Connection, integration: Integration) -> list[tuple[int, 
         .group_by(totals.c.product_id)
         .subquery()
     )
-    rows = conn.execute(
-        sa.select(links.c.stock_available_id, products.c.sku, links.c.product_id, summed.c.quantity)
+    query = (
+        sa.select(
+            links.c.stock_available_id, products.c.sku, links.c.product_id, summed.c.quantity, links.c.last_quantity
+        )
         .join(products, products.c.id == links.c.product_id)
         .outerjoin(summed, summed.c.product_id == links.c.product_id)
         .where(links.c.integration_id == integration.id)
-    ).all()
-    return [
-        (int(stock_id), sku, int(product_id), publishable_quantity(quantity, integration.stock_buffer))
-        for stock_id, sku, product_id, quantity in rows
-    ]
+    )
+    if changed_only:
+        available = sa.func.coalesce(summed.c.quantity, 0) - integration.stock_buffer
+        last = links.c.last_quantity
+        slack = sa.literal(ROUNDING_SLACK, sa.Float())
+        # publishable == last  ⇔  last ≥ 0, available < last + 1 and (last = 0 or available ≥ last)
+        in_step = sa.and_(last >= 0, available < last + 1 - slack, sa.or_(last == 0, available >= last - slack))
+        query = query.where(sa.or_(last.is_(None), sa.not_(in_step)))
+    targets = [
+        LinkTarget(
+            int(stock_id), sku, int(product_id), publishable_quantity(quantity, integration.stock_buffer),
+            None if last_quantity is None else int(last_quantity),
+        )
+        for stock_id, sku, product_id, quantity, last_quantity in conn.execute(query)
+    ]  # fmt: skip
+    if changed_only:  # the exact rounding of what the slack let through
+        targets = [t for t in targets if t.last_quantity is None or t.quantity != t.last_quantity]
+    return targets
 
 
 def select_integrations(
@@ -172,6 +219,7 @@ def sync_inventory(
     *,
     integration_id: int | None = None,
     force: bool = False,
+    full: bool | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
     now: dt.datetime | None = None,
@@ -179,7 +227,8 @@ def sync_inventory(
     page_size: int = PAGE_SIZE,
 ) -> list[SyncResult]:
     """Sync every active integration whose interval has passed (all with ``force``; only ``integration_id`` when
-    given). A shop that is down fails its run; the others still run."""
+    given). ``full``: compare every link with the shop (None: once RECONCILE_EVERY has passed since the last full
+    run). A shop that is down fails its run; the others still run."""
     now = now or shops.utcnow()
     due, skipped = select_integrations(engine, integration_id=integration_id, force=force, now=now)
     results = list(skipped)
@@ -190,6 +239,7 @@ def sync_inventory(
                     engine,
                     integration,
                     dry_run=dry_run,
+                    full=full,
                     progress=progress,
                     client_factory=client_factory,
                     page_size=page_size,
@@ -203,11 +253,18 @@ def sync_inventory(
     return results
 
 
+def reconcile_due(integration: Integration, now: dt.datetime) -> bool:
+    """Whether the next run should compare every link with the shop."""
+    last = integration.last_reconciled_at
+    return last is None or now - last >= RECONCILE_EVERY
+
+
 def sync_one(
     engine: Engine,
     integration: Integration,
     *,
     dry_run: bool = False,
+    full: bool | None = None,
     progress: Progress | None = None,
     client_factory: Callable[[Integration], PrestashopClient] | None = None,
     page_size: int = PAGE_SIZE,
@@ -215,108 +272,138 @@ def sync_one(
     """Sync one integration and log the run. A shop that cannot be reached raises a PrestashopError (with the
     failed run's SyncResult as ``.sync_result``) after the run is logged as failed, so a job retries."""
     started = shops.utcnow()
-    result = SyncResult(integration.id, integration.name, dry_run, "running")
+    full = reconcile_due(integration, started) if full is None else full
+    result = SyncResult(integration.id, integration.name, dry_run, "running", full=full)
     client = client_factory(integration) if client_factory else integration.client()
-    stream = None
+    pusher: _Pusher | None = None
     try:
-        link_table = models.product_links
+        links = models.product_links
         with engine.connect() as conn:
-            expected = conn.execute(
-                sa.select(sa.func.count()).select_from(link_table).where(link_table.c.integration_id == integration.id)
+            result.checked = conn.execute(
+                sa.select(sa.func.count()).select_from(links).where(links.c.integration_id == integration.id)
             ).scalar_one()
-        # The shop's pages are on their way while stockq logs the run and reads its own side.
-        stream = client.pages("stock_availables", PAGE_FIELDS, page_size=page_size, expected=expected or None)
+            targets = link_targets(conn, integration, changed_only=not full)
+        known: list[PlanItem] = []
+        to_compare: dict[int, LinkTarget] = {}
+        for target in targets:
+            if full or target.last_quantity is None:
+                to_compare[target.stock_available_id] = target
+            else:
+                known.append(
+                    PlanItem(target.sku, target.product_id, target.stock_available_id, target.quantity,
+                             target.last_quantity)
+                )  # fmt: skip
+        result.plan.extend(known)
+        if not dry_run:
+            pusher = _Pusher(client, result, progress, use_patch=accepts_patch(integration.shop_version))
+            pusher.submit(known)  # the writes are on their way while the run is logged
         result.run_id = _start_run(engine, integration.id, started, dry_run)
-        with engine.connect() as conn:
-            targets = {
-                stock_id: (sku, product_id, quantity)
-                for stock_id, sku, product_id, quantity in link_targets(conn, integration)
-            }
-        total_steps = len(targets)
-        pusher = None if dry_run else _Pusher(client, result, progress, total_steps)
         try:
-            planned = _compare_pages(stream, targets, result, pusher, progress)
+            planned = known + _compare_with_shop(client, to_compare, result, pusher, progress, page_size=page_size)
         finally:
             if pusher is not None:
                 pusher.finish()
         if dry_run:
             result.items.extend(ItemResult(p.sku, p.stock_available_id, p.shop, p.stockq, "planned") for p in planned)
             result.changed = len(planned)
-            if progress:
-                progress(total_steps, total_steps)
+        if progress:
+            progress(result.checked, result.checked)
         result.status = "partial" if result.failed else "success"
         result.message = f"{result.failed} item(s) failed" if result.failed else None
     except PrestashopError as exc:
         result.status = "failed"
         result.message = exc.message
         result.requests = client.requests_sent
-        _finish_run(engine, integration, result, started, dry_run)
+        _finish_run(engine, integration, result, started, dry_run, client.version)
         exc.sync_result = result  # type: ignore[attr-defined]
         raise
     except Exception as exc:
         result.status = "failed"
         result.message = redact.redact(f"{type(exc).__name__}: {exc}")
-        _finish_run(engine, integration, result, started, dry_run)
+        _finish_run(engine, integration, result, started, dry_run, client.version)
         raise
     finally:
-        if stream is not None:
-            stream.close()
+        if pusher is not None:
+            pusher.close()
         result.requests = client.requests_sent
         if client_factory is None:
             client.close()
-    _finish_run(engine, integration, result, started, dry_run)
+    _finish_run(engine, integration, result, started, dry_run, client.version)
     return result
 
 
-def _compare_pages(
-    stream: PageStream,
-    targets: dict[int, tuple[str, int, int]],
+def _compare_with_shop(
+    client: PrestashopClient,
+    targets: dict[int, LinkTarget],
     result: SyncResult,
     pusher: _Pusher | None,
     progress: Progress | None,
+    *,
+    page_size: int,
 ) -> list[PlanItem]:
-    """Read the shop's stock rows page by page and hand every difference to ``pusher`` as soon as its page
-    arrives (PUTs overlap the remaining reads). Returns the differences."""
+    """Read the shop's quantity of ``targets`` (by id when they fit in fewer reads than paging through every stock
+    row takes) and hand each difference to ``pusher`` as soon as its page arrives. Returns the differences."""
+    if not targets:
+        return []
     changes: list[PlanItem] = []
     seen: set[int] = set()
-    unchanged = 0
-    for page in stream:
-        page_changes: list[PlanItem] = []
-        for fields in page:
-            stock_id = _int(fields.get("id"))
-            target = targets.get(stock_id)
-            if target is None or stock_id in seen:
-                continue
-            seen.add(stock_id)
-            sku, product_id, quantity = target
-            shop_quantity = _int(fields.get("quantity"))
-            plan = PlanItem(sku, product_id, stock_id, quantity, shop_quantity)
-            result.plan.append(plan)
-            result.checked += 1
-            if quantity == shop_quantity:
-                unchanged += 1
-                continue
-            changes.append(plan)
-            page_changes.append(plan)
-        if pusher is not None:
-            pusher.unchanged = unchanged
-            pusher.submit_page(page_changes)
-        if progress:
-            progress(unchanged, len(targets))
-        if len(seen) == len(targets):
-            break  # every linked row found: the rest of the shop's rows are not ours
-    for stock_id, (sku, product_id, quantity) in targets.items():
+    done = result.checked - len(targets)
+    if math.ceil(len(targets) / FETCH_CHUNK) < result.checked // page_size + 1:
+        ids = list(targets)
+        chunks = [ids[start : start + FETCH_CHUNK] for start in range(0, len(ids), FETCH_CHUNK)]
+
+        def read(chunk: list[int]) -> list[dict[str, str]]:
+            wanted = "[" + "|".join(str(stock_id) for stock_id in chunk) + "]"
+            return client.list_page("stock_availables", PAGE_FIELDS, offset=0, limit=len(chunk), filters={"id": wanted})
+
+        pages: Iterable[list[dict[str, str]]] = client.map_concurrently(read, chunks)
+        stream: PageStream | None = None
+    else:
+        stream = client.pages("stock_availables", PAGE_FIELDS, page_size=page_size, expected=result.checked)
+        pages = stream
+    try:
+        for page in pages:
+            page_changes = _compare_page(page, targets, seen, result)
+            changes.extend(page_changes)
+            if pusher is not None:
+                pusher.submit(page_changes)
+            if progress:
+                progress(done + len(seen) - len(changes), result.checked)
+            if len(seen) == len(targets):
+                break  # every wanted row found: the rest of the shop's rows are not ours
+    finally:
+        if stream is not None:
+            stream.close()
+    for stock_id, target in targets.items():
         if stock_id not in seen:
-            result.plan.append(PlanItem(sku, product_id, stock_id, quantity, None))
-            result.checked += 1
+            result.plan.append(PlanItem(target.sku, target.product_id, stock_id, target.quantity, None))
             result.failed += 1
-            result.items.append(
-                ItemResult(
-                    sku, stock_id, None, quantity, "failed",
-                    f"stock_available {stock_id} is not in the shop any more (run link-products)",
-                )
-            )  # fmt: skip
+            result.items.append(ItemResult(target.sku, stock_id, None, target.quantity, "failed", _vanished(stock_id)))
     return changes
+
+
+def _compare_page(
+    page: list[dict[str, str]], targets: dict[int, LinkTarget], seen: set[int], result: SyncResult
+) -> list[PlanItem]:
+    changes: list[PlanItem] = []
+    for fields in page:
+        stock_id = _int(fields.get("id"))
+        target = targets.get(stock_id)
+        if target is None or stock_id in seen:
+            continue
+        seen.add(stock_id)
+        shop_quantity = _int(fields.get("quantity"))
+        if shop_quantity != target.last_quantity:
+            result.observed[stock_id] = shop_quantity
+        plan = PlanItem(target.sku, target.product_id, stock_id, target.quantity, shop_quantity)
+        result.plan.append(plan)
+        if target.quantity != shop_quantity:
+            changes.append(plan)
+    return changes
+
+
+def _vanished(stock_id: int) -> str:
+    return f"stock_available {stock_id} is not in the shop any more (run link-products)"
 
 
 def _int(value: str | None) -> int:
@@ -327,33 +414,65 @@ def _int(value: str | None) -> int:
 
 
 class _Pusher:
-    """GET-modify-PUT on up to ``concurrency`` threads, started as soon as a page shows differences: the full rows
-    of the changed items are read (by id, up to FETCH_CHUNK at a time) and each is PUT back with every field and
-    the new quantity. One item's rejection is logged and the run goes on; a shop that stops answering stops the
-    run (the rest would fail the same way)."""
+    """Writes on up to ``concurrency`` threads, each started as soon as its item is known to differ: a PATCH of the
+    quantity where the shop takes it, else GET-modify-PUT (the full rows of the changed items read by id, up to
+    FETCH_CHUNK at a time, and each PUT back with every field and the new quantity). One item's rejection is logged
+    and the run goes on; a shop that stops answering or rejects the key stops the run (the rest would fail the same
+    way)."""
 
-    def __init__(self, client: PrestashopClient, result: SyncResult, progress: Progress | None, total: int) -> None:
+    def __init__(
+        self, client: PrestashopClient, result: SyncResult, progress: Progress | None, *, use_patch: bool
+    ) -> None:
         self.client = client
         self.result = result
         self.progress = progress
-        self.total = total
-        self.unchanged = 0
+        self.use_patch = use_patch
+        self.submitted = 0
         self.pool = ThreadPoolExecutor(max_workers=client.concurrency, thread_name_prefix="stockq-put")
         self.lock = threading.Lock()
         self.puts: dict[Future[StockAvailable], PlanItem] = {}
         self.fetches: dict[Future[None], list[PlanItem]] = {}
         self.vanished: list[PlanItem] = []
-        self.unavailable: ShopUnavailable | None = None
+        # A failure no other item would escape (shop down, key rejected): it stops the run.
+        self.unavailable: PrestashopError | None = None
 
-    def submit_page(self, plans: list[PlanItem]) -> None:
+    def submit(self, plans: list[PlanItem]) -> None:
+        if not plans or self.unavailable is not None:
+            return
+        with self.lock:
+            self.submitted += len(plans)
+        if self.use_patch:
+            for plan in plans:
+                self._track_write(self.pool.submit(self._patch, plan), plan)
+            return
         for start in range(0, len(plans), FETCH_CHUNK):
             chunk = plans[start : start + FETCH_CHUNK]
-            if self.unavailable is not None:
-                return
             future = self.pool.submit(self._fetch_and_put, chunk)
             future.add_done_callback(self._watch)
             with self.lock:
                 self.fetches[future] = chunk
+
+    def _track_write(self, future: Future[StockAvailable], plan: PlanItem) -> None:
+        future.add_done_callback(self._watch)
+        with self.lock:
+            self.puts[future] = plan
+
+    def _patch(self, plan: PlanItem) -> StockAvailable:
+        if self.use_patch:
+            try:
+                return self.client.patch_stock_quantity(plan.stock_available_id, plan.stockq)
+            except ResourceNotFound as exc:
+                raise ResourceNotFound(_vanished(plan.stock_available_id), status=exc.status) from None
+            except PrestashopError as exc:
+                if exc.status != 405 or not set(exc.codes) & PATCH_REFUSED_CODES:
+                    raise
+                self.use_patch = False  # this shop or key takes no PATCH: GET-modify-PUT from now on
+        rows = self.client.list_page(
+            "stock_availables", STOCK_FIELDS, offset=0, limit=1, filters={"id": f"[{plan.stock_available_id}]"}
+        )
+        if not rows:
+            raise ResourceNotFound(_vanished(plan.stock_available_id))
+        return self.client.put_stock_available(StockAvailable.from_fields(rows[0]), plan.stockq)
 
     def _fetch_and_put(self, plans: list[PlanItem]) -> None:
         ids = "|".join(str(plan.stock_available_id) for plan in plans)
@@ -367,27 +486,27 @@ class _Pusher:
                 with self.lock:
                     self.vanished.append(plan)
             elif self.unavailable is None:
-                future = self.pool.submit(
-                    self.client.put_stock_available, StockAvailable.from_fields(fields), plan.stockq
+                self._track_write(
+                    self.pool.submit(self.client.put_stock_available, StockAvailable.from_fields(fields), plan.stockq),
+                    plan,
                 )
-                future.add_done_callback(self._watch)
-                with self.lock:
-                    self.puts[future] = plan
 
     def _watch(self, future: Future[Any]) -> None:
-        if not future.cancelled() and isinstance(future.exception(), ShopUnavailable):
+        if not future.cancelled() and isinstance(future.exception(), RUN_STOPPERS):
             self.unavailable = self.unavailable or future.exception()  # type: ignore[assignment]
 
     def finish(self) -> None:
-        """Wait for every read and PUT, record the outcomes; raise ShopUnavailable if the shop stopped answering."""
+        """Wait for every read and write, record the outcomes; raise the failure if the shop stopped
+        answering or took the key away."""
         try:
             while True:
                 with self.lock:
                     futures: list[Future[Any]] = [*self.fetches, *self.puts]
                     pending = [f for f in futures if not f.done()]
                     finished = sum(1 for f in self.puts if f.done())
+                    outstanding = self.submitted - finished
                 if self.progress:
-                    self.progress(self.unchanged + finished, self.total)
+                    self.progress(self.result.checked - outstanding, self.result.checked)
                 if not pending:
                     break
                 if self.unavailable is not None:
@@ -395,10 +514,13 @@ class _Pusher:
                         future.cancel()
                 wait(pending, return_when=FIRST_COMPLETED)
         finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.close()
         self._record()
         if self.unavailable is not None:
             raise self.unavailable
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
     def _record(self) -> None:
         result = self.result
@@ -415,7 +537,7 @@ class _Pusher:
             elif exc is not None:
                 raise exc
         for plan in self.vanished:
-            failed(plan, f"stock_available {plan.stock_available_id} is not in the shop any more (run link-products)")
+            failed(plan, _vanished(plan.stock_available_id))
         for future, plan in self.puts.items():
             if future.cancelled():
                 continue
@@ -441,10 +563,15 @@ def _start_run(engine: Engine, integration_id: int, started: dt.datetime, dry_ru
 
 
 def _finish_run(
-    engine: Engine, integration: Integration, result: SyncResult, started: dt.datetime, dry_run: bool
+    engine: Engine,
+    integration: Integration,
+    result: SyncResult,
+    started: dt.datetime,
+    dry_run: bool,
+    shop_version: str | None,
 ) -> None:
-    """Log the run and its changed/failed items; a real (not dry) successful run also records the links'
-    quantities and the integration's last sync time."""
+    """Log the run and its changed/failed items. A real (not dry) run also records the shop's quantity of every
+    link it wrote or read, the shop's version, and, when it succeeded, the sync time (and the full-run time)."""
     if result.run_id is None:  # failed before the run was logged
         return
     finished = shops.utcnow()
@@ -477,12 +604,13 @@ def _finish_run(
             conn.execute(sa.insert(models.sync_items), item_rows)
         if dry_run:
             return
-        updated = [
-            {"b_id": item.stock_available_id, "b_quantity": item.to_quantity}
+        known = dict(result.observed)
+        known.update(
+            (item.stock_available_id, item.to_quantity)
             for item in result.items
-            if item.result == "updated"
-        ]
-        if updated:
+            if item.result == "updated" and item.stock_available_id is not None and item.to_quantity is not None
+        )
+        if known:
             links = models.product_links
             conn.execute(
                 sa.update(links)
@@ -491,13 +619,18 @@ def _finish_run(
                     links.c.stock_available_id == sa.bindparam("b_id"),
                 )
                 .values(last_quantity=sa.bindparam("b_quantity")),
-                updated,
+                [{"b_id": stock_id, "b_quantity": quantity} for stock_id, quantity in known.items()],
             )
+        values: dict[str, Any] = {}
+        if shop_version and shop_version != integration.shop_version:
+            values["shop_version"] = shop_version
         if result.status in ("success", "partial"):
+            values["last_synced_at"] = started
+            if result.full:
+                values["last_reconciled_at"] = started
+        if values:
             conn.execute(
-                sa.update(models.integrations)
-                .where(models.integrations.c.id == integration.id)
-                .values(last_synced_at=started)
+                sa.update(models.integrations).where(models.integrations.c.id == integration.id).values(**values)
             )
 
 
