@@ -319,19 +319,25 @@ class _PostgresStagingImporter(_Importer):
             "count(*) FILTER (WHERE NOT is_new AND NOT is_changed) FROM stockq_import_final"
         ).one()
         now = utcnow()
-        conn.exec_driver_sql(
-            "INSERT INTO products (sku, ean, name, unit, active, created_at, updated_at) "
+        # ON CONFLICT: another run (another process) may have created some of these products since the snapshot
+        # above; waiting for it and then updating them, as if they had existed, beats failing the whole run.
+        inserted = conn.exec_driver_sql(
+            "WITH inserted AS (INSERT INTO products (sku, ean, name, unit, active, created_at, updated_at) "
             "SELECT sku, NULLIF(ean, ''), COALESCE(name, ''), COALESCE(unit, 'szt'), true, %(now)s, %(now)s "
-            "FROM stockq_import_final WHERE is_new ORDER BY sku",
+            "FROM stockq_import_final WHERE is_new ORDER BY sku ON CONFLICT (sku) DO NOTHING RETURNING 1) "
+            "SELECT count(*) FROM inserted",
             {"now": now},
-        )
-        conn.exec_driver_sql(
+        ).scalar_one()
+        update = (
             "UPDATE products p SET name = COALESCE(f.name, p.name), "
             "ean = CASE WHEN f.ean IS NULL THEN p.ean ELSE NULLIF(f.ean, '') END, "
-            "unit = COALESCE(f.unit, p.unit), updated_at = %(now)s "
-            "FROM stockq_import_final f WHERE f.is_changed AND p.id = f.product_id",
-            {"now": now},
+            "unit = COALESCE(f.unit, p.unit), updated_at = %(now)s FROM stockq_import_final f WHERE "
         )
+        conn.exec_driver_sql(update + "f.is_changed AND p.id = f.product_id", {"now": now})
+        if inserted < created:
+            conn.exec_driver_sql(update + "f.is_new AND p.sku = f.sku", {"now": now})
+            updated += created - inserted
+            created = inserted
         # Two plain statements instead of INSERT … ON CONFLICT, which costs several times more per row here.
         conn.exec_driver_sql(
             "UPDATE import_prices ip SET price = f.price, updated_at = %(now)s FROM stockq_import_final f "
