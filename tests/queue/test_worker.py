@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -7,8 +8,9 @@ import sqlalchemy as sa
 
 from stockq.queue import api
 from stockq.queue.models import jobs
+from stockq.queue.registry import default_registry
 from stockq.queue.repository import JobRepository, NewJob
-from stockq.queue.worker import EXIT_MEMORY, JobStatus, StopReason, Worker
+from stockq.queue.worker import EXIT_MEMORY, JobEvent, JobStatus, StopReason, Worker, WorkerOptions
 from tests.support import testjobs
 from tests.support.testjobs import Explode, FailSelf, Hog, LeakKey, Noop, Record, ReleaseSelf, SleepPython
 
@@ -158,8 +160,6 @@ def test_restart_signal_stops_the_worker(repo: JobRepository, run_worker: RunWor
         time.sleep(1.0)
         commands.restart(repo)
 
-    import threading
-
     threading.Thread(target=restart_soon).start()
     code, _, worker = run_worker(stop_when_empty=False, queues=("nothing",), sleep=0.1)
     assert (code, worker.stop_reason) == (0, StopReason.RESTART)
@@ -186,3 +186,58 @@ def test_worker_registers_itself_and_leaves(repo: JobRepository, run_worker: Run
     _code, _events, worker = run_worker(queues=("default", "import"))
     assert seen_during_run and seen_during_run[0] == [(worker.worker_id, "default,import")]
     assert repo.workers() == []
+
+
+def _reservations_by_thread(repo: JobRepository) -> list[str]:
+    """Spy on repo.reserve: the name of the thread each reservation ran in."""
+    threads: list[str] = []
+    original = repo.reserve
+
+    def spying_reserve(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    repo.reserve = spying_reserve  # type: ignore[method-assign]
+    return threads
+
+
+def test_a_fast_drain_reserves_ahead_and_runs_every_job_once(
+    repo: JobRepository, run_worker: RunWorker, db_url: str
+) -> None:
+    api.dispatch_many([Record(key=f"k{i}") for i in range(600)])
+    threads = _reservations_by_thread(repo)
+    code, _events, _worker = run_worker()
+    keys = [r.key for r in testjobs.runs(db_url)]
+    assert code == 0 and len(keys) == 600 and set(keys) == {f"k{i}" for i in range(600)}
+    assert repo.counts() == []
+    ahead = [name for name in threads if name.startswith("stockq-reserve")]
+    assert bool(ahead) == repo.is_postgresql  # PostgreSQL overlaps the round trip with the work; SQLite does not
+
+
+def test_max_jobs_holds_with_reservations_ahead(repo: JobRepository, run_worker: RunWorker) -> None:
+    api.dispatch_many([Noop() for _ in range(300)])
+    code, events, worker = run_worker(max_jobs=200, stop_when_empty=False)
+    assert (code, worker.stop_reason) == (0, StopReason.MAX_JOBS)
+    assert len([e for e in events if e.status is JobStatus.SUCCESS]) == 200
+    (counts,) = repo.counts()
+    assert (counts.pending, counts.reserved) == (100, 0)
+
+
+def test_a_stopped_worker_hands_back_what_it_reserved_ahead(repo: JobRepository) -> None:
+    api.dispatch_many([Noop() for _ in range(2_000)])
+    threads = _reservations_by_thread(repo)
+    done: list[JobEvent] = []
+
+    def on_event(event: JobEvent) -> None:
+        if event.status is JobStatus.SUCCESS:
+            done.append(event)
+            if len(done) == 300:
+                worker.stop()
+
+    worker = Worker(repo, default_registry, WorkerOptions(stop_when_empty=True, sleep=0.05), on_event=on_event)
+    assert worker.run() == 0
+    assert worker.stop_reason is StopReason.INTERRUPTED
+    (counts,) = repo.counts()
+    assert (counts.pending, counts.reserved) == (2_000 - len(done), 0)
+    assert len(done) in range(300, 302)
+    assert any(name.startswith("stockq-reserve") for name in threads) == repo.is_postgresql

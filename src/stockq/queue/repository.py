@@ -194,6 +194,10 @@ class JobRepository:
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgresql else None
         self._direct_insert = DirectStatement(engine, _INSERT_JOBS) if self._postgresql else None
 
+    @property
+    def is_postgresql(self) -> bool:
+        return self._postgresql
+
     def close(self) -> None:
         """Close the connections this repository keeps of its own (the engine's pool is the engine's)."""
         if self._direct_insert is not None:

@@ -19,6 +19,7 @@ import time
 import traceback
 import uuid as uuidlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -45,6 +46,10 @@ TIMEOUT_GRACE_SECONDS = 5.0
 # a job that lands in a worker's batch waits at most that long although another worker is idle.
 MAX_BATCH = 400
 BATCH_SECONDS = 0.5
+# PostgreSQL, batches of at least this many: once half of the batch has run, the next one is reserved (with the
+# acknowledgement of the finished half) from a second thread while this one runs the other half, so the round trip
+# overlaps the work instead of adding to it.
+RESERVE_AHEAD_MIN_BATCH = 32
 MEMORY_CHECK_SECONDS = 0.1
 FAST_JOB_SECONDS = 0.01
 SLOW_JOB_SECONDS = 0.1
@@ -193,6 +198,10 @@ class Worker:
         self._in_handle = False
         self._interrupt: type[BaseException] | None = None
         self._prefetched: list[ReservedJob] = []
+        self._reserve_ahead = self.repo.is_postgresql and not self.options.once
+        self._ahead: Future[list[ReservedJob]] | None = None
+        self._ahead_acks: list[int] = []
+        self._ahead_executor: ThreadPoolExecutor | None = None
         self._fenced_ids: list[int] = []
         self._acks: list[int] = []
         self._batch = 1
@@ -276,6 +285,7 @@ class Worker:
         Every statement only touches rows still leased to this worker; pending acknowledgements are kept and sent
         with the next reservation, since those jobs did finish."""
         interrupted, self._fenced_ids = self._fenced_ids, []
+        self._settle_ahead()
         unstarted = [job.id for job in self._prefetched]
         self._prefetched.clear()
 
@@ -301,6 +311,9 @@ class Worker:
             if thread is not None:
                 thread.join(timeout=10)
         try:
+            self._settle_ahead()
+            if self._ahead_executor is not None:
+                self._ahead_executor.shutdown(wait=True)
             self._flush_acks()
             if self._prefetched:
                 self.repo.unreserve([job.id for job in self._prefetched], self.worker_id)
@@ -354,35 +367,99 @@ class Worker:
     def _next_job(self) -> ReservedJob | None:
         if self._lease_lost.is_set():
             self._recover_after_fence()
+        if not self._prefetched and self._ahead is not None:
+            self._prefetched = self._collect_ahead()
         if not self._prefetched:
             if self._quit.is_set():
                 self._flush_acks()
                 return None
             self._prefetched = self._reserve()
-        return self._prefetched.pop(0) if self._prefetched else None
+        if not self._prefetched:
+            return None
+        job = self._prefetched.pop(0)
+        self._maybe_reserve_ahead()
+        return job
 
-    def _reserve(self) -> list[ReservedJob]:
+    def _batch_limit(self, held: int = 0) -> int:
         limit = 1 if self.options.once else self._batch
         if self.options.max_jobs:
-            limit = max(1, min(limit, self.options.max_jobs - self.jobs_processed))
+            limit = min(limit, self.options.max_jobs - self.jobs_processed - held)
+        return limit
+
+    def _expired_check_due(self) -> bool:
+        # Rows whose lease ran out (their worker died) are looked for at most once a second.
         now = time.monotonic()
-        include_expired = now - self._last_expired_check >= 1.0
-        if include_expired:
-            self._last_expired_check = now
+        if now - self._last_expired_check < 1.0:
+            return False
+        self._last_expired_check = now
+        return True
+
+    def _reserve(self) -> list[ReservedJob]:
+        acks, self._acks = self._acks, []
+        try:
+            return self._reserve_from_queues(max(1, self._batch_limit()), acks, self._expired_check_due())
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            self._acks = acks + self._acks  # acknowledging twice is harmless: only rows we hold are deleted
+            if not is_transient(exc):
+                raise
+            self._wait_for_database(exc)
+            return []
+
+    def _reserve_from_queues(self, limit: int, acks: Sequence[int], include_expired: bool) -> list[ReservedJob]:
+        """The first queue (in priority order) that has jobs gives up to ``limit``; ``acks`` go with the first
+        round trip."""
         for queue in self.options.queues:
-            try:
-                jobs = self.repo.reserve(
-                    queue, self.worker_id, limit=limit, include_expired=include_expired, acknowledge=self._acks
-                )
-            except sqlalchemy.exc.SQLAlchemyError as exc:
-                if not is_transient(exc):
-                    raise
-                self._wait_for_database(exc)
-                return []
-            self._acks = []  # acknowledged in the same round trip
+            jobs = self.repo.reserve(
+                queue, self.worker_id, limit=limit, include_expired=include_expired, acknowledge=acks
+            )
+            acks = ()
             if jobs:
                 return jobs
         return []
+
+    def _maybe_reserve_ahead(self) -> None:
+        if (
+            not self._reserve_ahead
+            or self._ahead is not None
+            or self._batch < RESERVE_AHEAD_MIN_BATCH
+            or len(self._prefetched) > self._batch // 2
+            or self._quit.is_set()
+            or self._lease_lost.is_set()
+        ):
+            return
+        limit = self._batch_limit(held=len(self._prefetched) + 1)
+        if limit <= 0:
+            return
+        if self._ahead_executor is None:
+            self._ahead_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stockq-reserve")
+        self._ahead_acks, self._acks = self._acks, []
+        self._ahead = self._ahead_executor.submit(
+            self._reserve_from_queues, limit, self._ahead_acks, self._expired_check_due()
+        )
+
+    def _collect_ahead(self) -> list[ReservedJob]:
+        """The jobs the reservation ahead got (waiting for it if needed); on a database error its
+        acknowledgements are kept for the next round trip."""
+        future, self._ahead = self._ahead, None
+        if future is None:
+            return []
+        acks, self._ahead_acks = self._ahead_acks, []
+        try:
+            return future.result()
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            self._acks = acks + self._acks
+            if not is_transient(exc):
+                raise
+            self._wait_for_database(exc)
+            return []
+
+    def _settle_ahead(self) -> None:
+        """Wait for a reservation in flight and hold what it got like the other prefetched jobs (at a fence or
+        at exit, they are handed back with them)."""
+        try:
+            self._prefetched.extend(self._collect_ahead())
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            self.on_log(f"Reservation failed ({_first_line(exc)})")
 
     def _idle_seconds(self) -> float:
         seconds = self.options.sleep
@@ -659,7 +736,7 @@ class Worker:
         while not self._heartbeat_stop.wait(0.1):
             self._check_stuck()
             renewed_at = self._renewed_at
-            holding = self._running is not None or bool(self._prefetched) or bool(self._acks)
+            holding = self._running is not None or bool(self._prefetched) or bool(self._acks) or self._ahead is not None
             if holding and fenced_for != renewed_at and time.monotonic() - renewed_at > fence_after:
                 fenced_for = renewed_at
                 self.on_log("Leases could not be renewed in time; stopping the running job so it cannot run twice")
