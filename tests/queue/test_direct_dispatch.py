@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import multiprocessing
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -91,3 +92,21 @@ def test_disposing_the_engines_closes_the_kept_connections(pg_url: str) -> None:
     db.dispose_engines()
     assert api._repositories == {}
     assert _kept_backends(pg_url) == []
+
+
+def test_inserts_and_releases_notify_listeners_once_per_queue(pg_url: str) -> None:
+    listener = psycopg.connect(
+        sa.engine.make_url(pg_url).set(drivername="postgresql").render_as_string(False), autocommit=True
+    )
+    try:
+        listener.execute("LISTEN stockq_jobs")
+        stockq.dispatch_many([Noop(tag=i) for i in range(60)], queue="import", database_url=pg_url)  # COPY
+        stockq.dispatch_many([Noop(tag=i) for i in range(3)], queue="default", database_url=pg_url)
+        stockq.dispatch(Noop(tag=1), queue="integrations", database_url=pg_url)
+        repo = api.repository(pg_url)
+        (held,) = repo.reserve("default", "w1", limit=1)
+        assert repo.release(held.id, "w1", delay=0, after_exception=False)
+        heard = [note.payload for note in listener.notifies(timeout=1.0, stop_after=5)]
+    finally:
+        listener.close()
+    assert heard == ["import", "default", "integrations", "default"]

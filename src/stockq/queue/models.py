@@ -50,7 +50,6 @@ jobs = sa.Table(
         postgresql_where=sa.text("reserved_by IS NOT NULL"),
         sqlite_where=sa.text("reserved_by IS NOT NULL"),
     ),
-    sa.Index("ix_jobs_uuid", "uuid"),
 )
 
 failed_jobs = sa.Table(
