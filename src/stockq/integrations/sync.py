@@ -276,12 +276,16 @@ def sync_one(
     result = SyncResult(integration.id, integration.name, dry_run, "running", full=full)
     client = client_factory(integration) if client_factory else integration.client()
     pusher: _Pusher | None = None
+    stream: PageStream | None = None
     try:
         links = models.product_links
         with engine.connect() as conn:
             result.checked = conn.execute(
                 sa.select(sa.func.count()).select_from(links).where(links.c.integration_id == integration.id)
             ).scalar_one()
+            if full and result.checked:
+                # A full run pages through every stock row: the pages are on their way while stockq reads its side.
+                stream = client.pages("stock_availables", PAGE_FIELDS, page_size=page_size, expected=result.checked)
             targets = link_targets(conn, integration, changed_only=not full)
         known: list[PlanItem] = []
         to_compare: dict[int, LinkTarget] = {}
@@ -299,7 +303,9 @@ def sync_one(
             pusher.submit(known)  # the writes are on their way while the run is logged
         result.run_id = _start_run(engine, integration.id, started, dry_run)
         try:
-            planned = known + _compare_with_shop(client, to_compare, result, pusher, progress, page_size=page_size)
+            planned = known + _compare_with_shop(
+                client, to_compare, result, pusher, progress, page_size=page_size, stream=stream
+            )
         finally:
             if pusher is not None:
                 pusher.finish()
@@ -323,6 +329,8 @@ def sync_one(
         _finish_run(engine, integration, result, started, dry_run, client.version)
         raise
     finally:
+        if stream is not None:
+            stream.close()
         if pusher is not None:
             pusher.close()
         result.requests = client.requests_sent
@@ -340,15 +348,20 @@ def _compare_with_shop(
     progress: Progress | None,
     *,
     page_size: int,
+    stream: PageStream | None = None,
 ) -> list[PlanItem]:
-    """Read the shop's quantity of ``targets`` (by id when they fit in fewer reads than paging through every stock
-    row takes) and hand each difference to ``pusher`` as soon as its page arrives. Returns the differences."""
+    """Read the shop's quantity of ``targets`` (from ``stream`` when one is started; else by id when they fit in
+    fewer reads than paging through every stock row takes) and hand each difference to ``pusher`` as soon as its
+    page arrives. Returns the differences."""
     if not targets:
         return []
     changes: list[PlanItem] = []
     seen: set[int] = set()
     done = result.checked - len(targets)
-    if math.ceil(len(targets) / FETCH_CHUNK) < result.checked // page_size + 1:
+    pages: Iterable[list[dict[str, str]]]
+    if stream is not None:
+        pages = stream
+    elif math.ceil(len(targets) / FETCH_CHUNK) < result.checked // page_size + 1:
         ids = list(targets)
         chunks = [ids[start : start + FETCH_CHUNK] for start in range(0, len(ids), FETCH_CHUNK)]
 
@@ -356,8 +369,7 @@ def _compare_with_shop(
             wanted = "[" + "|".join(str(stock_id) for stock_id in chunk) + "]"
             return client.list_page("stock_availables", PAGE_FIELDS, offset=0, limit=len(chunk), filters={"id": wanted})
 
-        pages: Iterable[list[dict[str, str]]] = client.map_concurrently(read, chunks)
-        stream: PageStream | None = None
+        pages = client.map_concurrently(read, chunks)
     else:
         stream = client.pages("stock_availables", PAGE_FIELDS, page_size=page_size, expected=result.checked)
         pages = stream
