@@ -586,12 +586,13 @@ class JobRepository:
 
 
 def _reserved(result: Iterable[Any]) -> list[ReservedJob]:
+    # Rows unpacked as tuples (in the RETURNING order): attribute access on a Row costs more than the job itself.
     return [
         ReservedJob(
-            id=int(r.id), uuid=str(r.uuid), queue=str(r.queue), payload=str(r.payload), attempts=int(r.attempts),
-            exceptions=int(r.exceptions), available_at=int(r.available_at),
+            id=job_id, uuid=uuid, queue=queue, payload=payload, attempts=attempts, exceptions=exceptions,
+            available_at=available_at,
         )
-        for r in result
+        for job_id, uuid, queue, payload, attempts, exceptions, available_at in result
     ]  # fmt: skip
 
 
