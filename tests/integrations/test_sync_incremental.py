@@ -5,7 +5,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
+import pytest
 import sqlalchemy as sa
 
 from stockq import db
@@ -163,3 +165,36 @@ def test_a_stock_row_gone_from_the_shop_fails_only_its_item(db_url: str, shop: E
     assert last_quantities(engine)["P1"] == 0  # still not published: the next run tries again
     (again,) = sync.sync_inventory(engine, force=True)
     assert (again.changed, again.failed) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        ("500", "server error HTTP 500"),
+        ("waf403", "with an HTML page"),
+        ("malformed", "not valid XML"),
+        ("reset", "cannot connect"),
+    ],
+)
+def test_a_shop_failing_the_writes_fails_the_run_in_one_line_and_the_next_run_converges(
+    db_url: str, shop: EmulatorHandle, fault: str, expected: str
+) -> None:
+    engine = db.get_engine(db_url)
+    integration = setup_linked(engine, shop, count=2)
+    sync.sync_inventory(engine)
+    synced_at = integration_row(engine, integration.id).last_synced_at
+    receive(engine, "MAIN", {"P1": 4})
+    shop.state.set_fault(fault, methods=("PATCH",))
+
+    (failed,) = sync.sync_inventory(engine, force=True)
+
+    message = failed.message or ""
+    assert failed.status == "failed" and expected in message and "\n" not in message and KEY not in message
+    assert integration_row(engine, integration.id).last_synced_at == synced_at
+    assert last_quantities(engine)["P1"] == 0
+    (log,) = synclogs.sync_logs(engine, limit=1)
+    assert log.status == "failed" and KEY not in json.dumps(log.as_dict())
+
+    shop.state.set_fault(None)
+    (recovered,) = sync.sync_inventory(engine, force=True)
+    assert (recovered.status, recovered.changed) == ("success", 1) and shop.state.quantity(1) == 4
