@@ -92,7 +92,8 @@ def work(
         max_time=max_time, timeout=timeout, memory=memory, sleep=sleep, rest=rest, tries=tries,
         backoff=backoff_seconds, force=force,
     )  # fmt: skip
-    worker = Worker(repo, jobs_registry, options, on_event=output.event, on_log=output.log, notifier=notifier)
+    on_event = output.event if output.wants_events else None
+    worker = Worker(repo, jobs_registry, options, on_event=on_event, on_log=output.log, notifier=notifier)
     output.started(queues)
     code = worker.run()
     if verbose >= 1 and not json_output:

@@ -61,6 +61,10 @@ class WorkOutput:
         elif not self.quiet:
             render.plain(f"  {dt.datetime.now():%Y-%m-%d %H:%M:%S} {message}", stderr=True)
 
+    @property
+    def wants_events(self) -> bool:
+        return self.json_lines or not self.quiet
+
     def event(self, event: JobEvent) -> None:
         if self.json_lines:
             self._json(event)

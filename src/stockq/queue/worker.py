@@ -179,7 +179,7 @@ class Worker:
         self.repo = repository
         self.registry = registry
         self.options = options
-        self.on_event = on_event or (lambda event: None)
+        self.on_event = on_event
         self.on_log = on_log or (lambda message: None)
         self.notifier = notifier
         self.install_signals = install_signals
@@ -665,6 +665,8 @@ class Worker:
         t0: float | None = None,
         exc: BaseException | None = None,
     ) -> None:
+        if self.on_event is None:  # nobody listens (e.g. `queue work -q`): do not build the event
+            return
         self.on_event(
             JobEvent(
                 status=status, job_id=job.id, uuid=job.uuid, queue=job.queue, name=name, attempts=job.attempts,
