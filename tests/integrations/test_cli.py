@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from stockq import db
@@ -169,6 +170,20 @@ def test_cli_sync_failures_exit_non_zero_and_never_show_the_key(added: str, shop
     assert KEY not in everything and "server error" in everything
 
 
+def test_cli_full_sync_corrects_a_quantity_changed_in_the_shop(added: str, shop: EmulatorHandle) -> None:
+    engine = db.get_engine(added)
+    linking.link_products(engine, 1)
+    receive(engine, "MAIN", {"P1": 5})
+    assert stockq(added, "integrations", "sync-inventory").exit_code == 0
+    shop.state.set_quantity(1, 99)  # edited in the shop's back office
+
+    steady = stockq(added, "integrations", "sync-inventory", "--force", "--json")
+    assert json.loads(steady.stdout)[0]["changed"] == 0 and shop.state.quantity(1) == 99
+    full = stockq(added, "integrations", "sync-inventory", "--force", "--full", "--json")
+    assert full.exit_code == 0, full.output
+    assert json.loads(full.stdout)[0]["changed"] == 1 and shop.state.quantity(1) == 5
+
+
 def test_cli_queue_flags_dispatch_jobs(added: str) -> None:
     from stockq.queue import api
 
@@ -176,6 +191,10 @@ def test_cli_queue_flags_dispatch_jobs(added: str) -> None:
     assert stockq(added, "integrations", "link-products", "--queue").exit_code == 0
     counts = {c.queue: c.pending for c in api.repository(added).counts()}
     assert counts["integrations"] == 2
+    assert stockq(added, "integrations", "sync-inventory", "--queue", "--full").exit_code == 0
+    with db.get_engine(added).connect() as conn:
+        payloads = list(conn.execute(sa.text("SELECT payload FROM jobs ORDER BY id")).scalars())
+    assert [json.loads(p)["data"].get("full") for p in payloads if '"SyncInventory"' in p] == [None, True]
     assert stockq(added, "integrations", "sync-inventory", "--queue", "--dry-run").exit_code == 2
 
 

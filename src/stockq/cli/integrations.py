@@ -237,6 +237,14 @@ def sync_inventory(
     force: Annotated[bool, typer.Option("--force", help="Ignore the sync intervals.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; change nothing.")] = False,
     queue: Annotated[bool, typer.Option("--queue", help="Queue SyncInventory jobs on `integrations` instead.")] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Read every stock row from the shop and correct any that differ, also those changed in the "
+            "shop's back office (otherwise done once a day; other runs send only what changed in stockq).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Publish stock levels to every active shop whose interval has passed (only differences are sent)."""
@@ -255,7 +263,8 @@ def sync_inventory(
             render.warn(f"[{result.integration_id}] {result.integration_name} skipped: {result.message}")
         for target in due:
             with engine.begin() as conn:
-                uuid = api.dispatch(SyncInventory(integration_id=target.id, force=True), conn=conn)
+                job = SyncInventory(integration_id=target.id, force=True, full=True if full else None)
+                uuid = api.dispatch(job, conn=conn)
             render.info(f"SyncInventory queued for [{target.id}] {target.name} ({uuid})")
         return
     with _progress_bar(not as_json and render.err.is_terminal) as progress:
@@ -264,6 +273,7 @@ def sync_inventory(
             integration_id=integration,
             force=force,
             dry_run=dry_run,
+            full=True if full else None,
             progress=progress,  # type: ignore[arg-type]
         )
     if as_json:

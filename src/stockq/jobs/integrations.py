@@ -48,9 +48,11 @@ class SyncInventory(stockq.Job):
 
     integration_id: int
     force: bool
+    full: bool | None  # True: compare every link with the shop; None: when the daily full run is due
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("force", True)
+        kwargs.setdefault("full", None)
         super().__init__(**kwargs)
 
     def handle(self) -> None:
@@ -63,7 +65,8 @@ class SyncInventory(stockq.Job):
                 .where(models.integrations.c.id == integration_id)
                 .values(sync_pending_since=None)
             )
-        results = sync.sync_inventory(engine, integration_id=integration_id, force=bool(self.force))
+        full = None if self.full is None else bool(self.full)
+        results = sync.sync_inventory(engine, integration_id=integration_id, force=bool(self.force), full=full)
         failed = [r for r in results if r.status == "failed"]
         if failed:
             raise errors.StockqError(f"{failed[0].integration_name}: {failed[0].message or 'the sync failed'}")
