@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -25,9 +25,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from stockq import errors
 from stockq.imports import models
-from stockq.imports.feeds import BadRecord, RawRecord
-from stockq.imports.feeds.csv import detect_encoding, read_csv
-from stockq.imports.feeds.xml import read_xml
+from stockq.imports.feeds import BadRecord, RawRecord, RecordBatch
+from stockq.imports.feeds.csv import detect_encoding, read_csv, read_csv_batches
+from stockq.imports.feeds.xml import read_xml, read_xml_batches
 from stockq.imports.fetch import FetchOptions, fetch
 from stockq.imports.profiles import Profile, get_profile
 from stockq.warehouse import documents, products
@@ -181,6 +181,28 @@ def _records(profile: Profile, binary: IO[bytes], path: Path) -> Iterator[RawRec
     )
 
 
+def _record_batches(profile: Profile, binary: IO[bytes], path: Path) -> Iterator[RecordBatch]:
+    options, mapping = profile.effective()
+    if profile.format == "csv":
+        encoding = options.get("encoding") or detect_encoding(path)
+        return read_csv_batches(
+            binary,
+            mapping=mapping,
+            encoding=str(encoding),
+            delimiter=options.get("delimiter"),
+            quotechar=str(options.get("quotechar") or '"'),
+            header=bool(options.get("header", True)),
+            batch_size=BATCH_SIZE,
+        )
+    return read_xml_batches(
+        binary,
+        records=list(options.get("records") or []),
+        mapping=mapping,
+        namespaces=options.get("namespaces") or {},
+        batch_size=BATCH_SIZE,
+    )
+
+
 class _Importer:
     """Applies validated rows in batches inside the run's transaction and keeps the counts."""
 
@@ -268,42 +290,139 @@ class _Importer:
             self.result.stock_document = document.number
 
 
+# Python's str.strip() set (every character whose isspace() is true), for btrim() to strip exactly as Python does.
+PYTHON_WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+_SKU_VALUE = rf"[^\s\x00-\x1f](?:[^\x00-\x1f]{{0,{MAX_SKU_LENGTH - 2}}}[^\s\x00-\x1f])?"
+_EAN_VALUE = r"(?:[0-9]{8,14})?"
+
+
+def _column_pattern(value: str) -> re.Pattern[str]:
+    return re.compile(rf"(?:{value})(?:\n(?:{value}))*")
+
+
 class _PostgresStagingImporter(_Importer):
-    """PostgreSQL, matching by SKU: rows stream through COPY into a temporary staging table, then a few set-based
-    statements apply them (new products inserted, changed ones updated, prices upserted), with the same
-    semantics and counts as ``products.upsert_products`` (a field absent from a record is left as it is; a SKU
-    repeated in the feed: the last record wins). The temp table is dropped at commit or rollback."""
+    """PostgreSQL, matching by SKU: batches of raw records stream through COPY into a temporary table, then a few
+    set-based statements validate and apply them (new products inserted, changed ones updated, prices upserted),
+    with the same semantics, counts and rejection reasons as the per-record path (a field absent from a record is
+    left as it is; a SKU repeated in the feed: the last record wins). A batch whose every value has the plain form
+    (a SKU without surrounding spaces or control characters, an EAN of 8-14 digits or nothing, non-negative plain
+    numbers) goes in as it was read and is converted in SQL; any other batch is validated record by record by
+    ``_validated`` (exact reasons) and its accepted records go in already converted. The temp tables are dropped
+    at commit or rollback."""
 
     def __init__(self, conn: Connection, profile: Profile, result: RunResult, stack: ExitStack) -> None:
         super().__init__(conn, profile, result)
+        options, _ = profile.effective()
+        self.options = options
+        self.unit = "line" if profile.format == "csv" else "record"
+        decimal = str(options.get("decimal") or "auto")
+        separator = {"auto": "[.,]", ",": ",", ".": r"\."}.get(decimal)
+        fraction = rf"(?:{separator}[0-9]+)?" if separator else ""
+        number = rf"(?:[0-9]{{1,14}}{fraction})?"
+        self.plain_values = {"sku": _SKU_VALUE, "ean": _EAN_VALUE, "price": number, "quantity": number}
+        self.fields: tuple[str, ...] = ()
+        self.checks: list[tuple[int, re.Pattern[str]]] = []
+        conn.exec_driver_sql("SET LOCAL work_mem = '128MB'")
         conn.exec_driver_sql(
-            'CREATE TEMPORARY TABLE stockq_import_stage (line bigint NOT NULL, sku text COLLATE "C" NOT NULL, ean text, '
-            "name text, unit text, price numeric(18, 4), quantity numeric(18, 4)) ON COMMIT DROP"
+            "CREATE TEMPORARY TABLE stockq_import_raw (line bigint NOT NULL, sku text, ean text, name text, "
+            "unit text, price text, quantity text) ON COMMIT DROP"
         )
-        cursor = stack.enter_context(conn.connection.driver_connection.cursor())  # type: ignore[union-attr]
-        self._copy = stack.enter_context(
-            cursor.copy("COPY stockq_import_stage (line, sku, ean, name, unit, price, quantity) FROM STDIN")
-        )
+        self._copy: Any = None
         self._stack = stack
 
-    def add(self, row: _Row) -> None:
+    def _start_copy(self, fields: tuple[str, ...]) -> None:
+        self.fields = fields
+        self.checks = [
+            (index, _column_pattern(self.plain_values[name]))
+            for index, name in enumerate(fields)
+            if name in self.plain_values
+        ]
+        cursor = self._stack.enter_context(self.conn.connection.driver_connection.cursor())  # type: ignore[union-attr]
+        columns = ", ".join(("line", *fields))
+        self._copy = self._stack.enter_context(cursor.copy(f"COPY stockq_import_raw ({columns}) FROM STDIN"))
+
+    def add_batch(self, batch: RecordBatch) -> None:
+        if self._copy is None:
+            self._start_copy(batch.fields)
+        rows = batch.rows
+        if rows and self._plain(rows) and self._write_plain(batch.numbers, rows):
+            for bad in batch.rejected:
+                self.reject(bad.number, bad.reason)
+            return
+        rejected = [(bad.number, bad.reason) for bad in batch.rejected]
+        converted: list[tuple[Any, ...]] = []
+        for number, values in zip(batch.numbers, rows, strict=True):
+            try:
+                row = _validated(RawRecord(number, dict(zip(self.fields, values, strict=True))), self.options, "sku")
+            except _Rejected as exc:
+                rejected.append((number, f"{self.unit} {number}: {exc}"))
+                continue
+            converted.append((number, *self._canonical(row)))
+        for converted_row in converted:
+            self._copy.write_row(converted_row)
+        for number, reason in sorted(rejected, key=lambda item: item[0]):
+            self.reject(number, reason)
+
+    def _plain(self, rows: list[tuple[str | None, ...]]) -> bool:
+        if "sku" not in self.fields:
+            return False
+        for index, pattern in self.checks:
+            column = [row[index] for row in rows]
+            if None in column:  # absent: left as it is; but every record needs its SKU
+                if self.fields[index] == "sku":
+                    return False
+                column = [value for value in column if value is not None]
+                if not column:
+                    continue
+            text = "\n".join(column)  # type: ignore[arg-type]
+            if text.count("\n") != len(column) - 1 or pattern.fullmatch(text) is None:
+                return False
+        return True
+
+    def _write_plain(self, numbers: Sequence[int], rows: list[tuple[str | None, ...]]) -> bool:
+        """Write rows of plain values as they are; False (nothing written) when a value holds a NUL byte."""
+        try:
+            text = "\n".join(map("{}\t{}".format, numbers, map("\t".join, rows))) + "\n"  # type: ignore[arg-type]
+        except TypeError:  # an absent (None) value: psycopg writes it as NULL
+            text = ""
+        if "\x00" in text:
+            return False
+        if (
+            text
+            and "\\" not in text
+            and "\r" not in text
+            and text.count("\n") == len(rows)
+            and text.count("\t") == len(rows) * len(self.fields)
+        ):
+            self._copy.write(text)
+            return True
+        if any(value is not None and "\x00" in value for values in rows for value in values):
+            return False
+        for number, values in zip(numbers, rows, strict=True):
+            self._copy.write_row((number, *values))
+        return True
+
+    def _canonical(self, row: _Row) -> tuple[str | None, ...]:
+        """The staged text of a validated row, in ``fields`` order; the SQL conversion leaves it as it is."""
         product = row.product
-        name = product.get("name")
-        unit = product.get("unit")
-        self._copy.write_row(
-            (
-                row.number,
-                product["sku"],
-                ("" if product["ean"] is None else product["ean"]) if "ean" in product else None,
-                None if name is None else name[:255],
-                unit[:16] if unit else None,
-                row.price,
-                row.quantity,
-            )
-        )
+        values: dict[str, str | None] = {
+            "sku": product.get("sku"),
+            "ean": (product["ean"] or "") if "ean" in product else None,
+            "name": product.get("name"),
+            "unit": product.get("unit"),
+            "price": None if row.price is None else str(row.price),
+            "quantity": None if row.quantity is None else str(row.quantity),
+        }
+        return tuple(values[name] for name in self.fields)
+
+    def add(self, row: _Row) -> None:
+        raise NotImplementedError("the staging importer takes batches (add_batch)")
 
     def flush(self) -> None:
-        self._stack.close()  # ends the COPY
+        self._stack.close()  # ends the COPY (if a batch started it)
         conn = self.conn
         conn.exec_driver_sql(
             "CREATE TEMPORARY TABLE stockq_import_final ON COMMIT DROP AS "
@@ -311,8 +430,13 @@ class _PostgresStagingImporter(_Importer):
             "(p.id IS NOT NULL AND ((s.name IS NOT NULL AND s.name IS DISTINCT FROM p.name) "
             " OR (s.ean IS NOT NULL AND NULLIF(s.ean, '') IS DISTINCT FROM p.ean) "
             " OR (s.unit IS NOT NULL AND s.unit IS DISTINCT FROM p.unit))) AS is_changed "
-            "FROM (SELECT DISTINCT ON (sku) * FROM stockq_import_stage ORDER BY sku, line DESC) s "
-            "LEFT JOIN products p ON p.sku = s.sku"
+            'FROM (SELECT DISTINCT ON (sku) line, sku COLLATE "C" AS sku, ean, '
+            "left(btrim(name, %(ws)s), 255) AS name, NULLIF(left(btrim(unit, %(ws)s), 16), '') AS unit, "
+            "replace(NULLIF(price, ''), ',', '.')::numeric(18, 4) AS price, "
+            "replace(NULLIF(quantity, ''), ',', '.')::numeric(18, 4) AS quantity "
+            "FROM stockq_import_raw ORDER BY sku, line DESC) s "
+            "LEFT JOIN products p ON p.sku = s.sku",
+            {"ws": PYTHON_WHITESPACE},
         )
         created, updated, unchanged = conn.exec_driver_sql(
             "SELECT count(*) FILTER (WHERE is_new), count(*) FILTER (WHERE is_changed), "
@@ -413,25 +537,30 @@ def _apply(
             result.message = "The feed has not changed since the last run (HTTP 304); nothing applied"
             return
         with fetched.path.open("rb") as binary, engine.begin() as conn, ExitStack() as stack:
-            importer = (
-                _PostgresStagingImporter(conn, profile, result, stack)
-                if conn.dialect.name == "postgresql" and profile.match_key == "sku"
-                else _Importer(conn, profile, result)
-            )
             unit = "line" if profile.format == "csv" else "record"
-            for item in _records(profile, binary, fetched.path):
-                result.read += 1
-                if isinstance(item, BadRecord):
-                    importer.reject(item.number, item.reason)
-                    continue
-                try:
-                    row = _validated(item, options, profile.match_key)
-                except _Rejected as exc:
-                    importer.reject(item.number, f"{unit} {item.number}: {exc}")
-                    continue
-                importer.add(row)
-                if progress is not None and result.read % BATCH_SIZE == 0:
-                    progress(result.read, _position(binary), fetched.size)
+            if conn.dialect.name == "postgresql" and profile.match_key == "sku":
+                staging = _PostgresStagingImporter(conn, profile, result, stack)
+                importer: _Importer = staging
+                for batch in _record_batches(profile, binary, fetched.path):
+                    result.read += len(batch.rows) + len(batch.rejected)
+                    staging.add_batch(batch)
+                    if progress is not None:
+                        progress(result.read, _position(binary), fetched.size)
+            else:
+                importer = _Importer(conn, profile, result)
+                for item in _records(profile, binary, fetched.path):
+                    result.read += 1
+                    if isinstance(item, BadRecord):
+                        importer.reject(item.number, item.reason)
+                        continue
+                    try:
+                        row = _validated(item, options, profile.match_key)
+                    except _Rejected as exc:
+                        importer.reject(item.number, f"{unit} {item.number}: {exc}")
+                        continue
+                    importer.add(row)
+                    if progress is not None and result.read % BATCH_SIZE == 0:
+                        progress(result.read, _position(binary), fetched.size)
             importer.flush()
             importer.post_stock(result.run_id)
             if progress is not None:

@@ -7,7 +7,8 @@ unusable (not well-formed, truncated, a DOCTYPE, an undecodable byte), so that t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from stockq import errors
 
@@ -34,3 +35,14 @@ class BadRecord:
 
     number: int
     reason: str
+
+
+@dataclass(slots=True)
+class RecordBatch:
+    """Consecutive records of a feed, for bulk loading: ``rows[i]`` holds the values of ``fields`` (the mapped
+    product fields) of record ``numbers[i]``; ``rejected`` are the batch's unreadable records."""
+
+    fields: tuple[str, ...]
+    numbers: Sequence[int]
+    rows: list[tuple[str | None, ...]]
+    rejected: list[BadRecord] = field(default_factory=list)
