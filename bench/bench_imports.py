@@ -12,7 +12,9 @@ maps sku, ean, name and price (no stock warehouse: stock goes through an INW doc
 the warehouse's benchmark). Wall time is the child's ``run_import`` call; peak RSS is the child's ``ru_maxrss``
 (``os.wait4``), so it includes the interpreter and imports (about 60-70 MB).
 The floor: ``COPY bare FROM STDIN (FORMAT csv, HEADER, DELIMITER ';')`` of the same CSV file's bytes into an
-unindexed table of text columns, in a fresh database, timed the same way.
+unindexed table of text columns, in a fresh database, timed the same way. A second reference, "schema floor": the
+same COPY into a temp table followed by one plain ``INSERT … SELECT`` into ``products`` and one into
+``import_prices`` (no validation, no comparison): what creating the rows costs with the schema's indexes alone.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +147,37 @@ def child_copy(url: str, path: Path) -> dict[str, object]:
     return {"seconds": seconds, "rows": rows}
 
 
+def child_schema_floor(url: str, path: Path) -> dict[str, object]:
+    """In the child: migrate, then COPY the CSV into a temp table and INSERT it into products and import_prices."""
+    import psycopg
+
+    from stockq import db, schema
+
+    engine = db.get_engine(url)
+    schema.upgrade(engine)
+    engine.dispose()
+    conninfo = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False)
+    with psycopg.connect(conninfo) as conn:
+        started = time.perf_counter()
+        conn.execute("CREATE TEMP TABLE bare (sku text, ean text, name text, quantity text, price text)")
+        with conn.cursor() as cursor, path.open("rb") as f:
+            with cursor.copy("COPY bare FROM STDIN (FORMAT csv, HEADER true, DELIMITER ';')") as copy:
+                while chunk := f.read(1 << 20):
+                    copy.write(chunk)
+        conn.execute(
+            "INSERT INTO products (sku, ean, name, unit, active, created_at, updated_at) "
+            "SELECT sku, ean, name, 'szt', true, now(), now() FROM bare"
+        )
+        conn.execute(
+            "INSERT INTO import_prices (profile_id, sku, price, updated_at) "
+            "SELECT 1, sku, replace(price, ',', '.')::numeric, now() FROM bare"
+        )
+        conn.commit()
+        seconds = time.perf_counter() - started
+        rows = conn.execute("SELECT count(*) FROM products").fetchone()[0]  # type: ignore[index]
+    return {"seconds": seconds, "rows": rows}
+
+
 def in_child(*args: str) -> Measured:
     """Run this script with ``--child …`` and measure the child's own peak RSS."""
     env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
@@ -172,7 +205,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         kind, url, path = args.child[0], args.child[1], Path(args.child[2])
-        data = child_copy(url, path) if kind == "copy" else child_import(url, path, kind)
+        if kind == "copy":
+            data = child_copy(url, path)
+        elif kind == "schema-floor":
+            data = child_schema_floor(url, path)
+        else:
+            data = child_import(url, path, kind)
         print(json.dumps(data))
         return
 
@@ -190,7 +228,14 @@ def main() -> None:
             with pg_database(args.pg_url) as url:
                 floor = in_child("copy", url, str(csv_path))
             lines.append(_line(rows, "PostgreSQL", "COPY (floor)", floor, floor, None))
-            for database, factory in (("PostgreSQL", lambda: pg_database(args.pg_url)), ("SQLite", sqlite_database)):
+            with pg_database(args.pg_url) as url:
+                schema_floor = in_child("schema-floor", url, str(csv_path))
+            lines.append(_line(rows, "PostgreSQL", "COPY + INSERT (schema floor)", schema_floor, floor, None))
+            factories: tuple[tuple[str, Callable[[], AbstractContextManager[str]]], ...] = (
+                ("PostgreSQL", lambda: pg_database(args.pg_url)),
+                ("SQLite", sqlite_database),
+            )
+            for database, factory in factories:
                 measured: dict[str, Measured] = {}
                 for fmt, path in (("csv", csv_path), ("xml", xml_path)):
                     with factory() as url:

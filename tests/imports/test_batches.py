@@ -175,9 +175,7 @@ def test_mixed_plain_and_irregular_batches_apply_like_the_per_record_path(
         assert (again.updated, again.unchanged) == (0, 6)
 
 
-def test_xml_record_without_sku_is_rejected_and_absent_fields_are_left_alone(
-    store: sa.Engine, tmp_path: Path
-) -> None:
+def test_xml_record_without_sku_is_rejected_and_absent_fields_are_left_alone(store: sa.Engine, tmp_path: Path) -> None:
     with store.begin() as conn:
         products.upsert_products(conn, [{"sku": "X-2", "name": "Kept", "ean": "5900000000002"}])
     (tmp_path / "c.xml").write_text(
