@@ -94,6 +94,21 @@ def _simple_find(path: str, namespaces: Mapping[str, str]) -> Callable[[etree._E
         value = match.group("v1") if match.group("v1") is not None else match.group("v2")
         steps.append((clark(tag, namespaces), clark(attribute, namespaces) if attribute else None, value))
 
+    if len(steps) == 1 and steps[0][1] is None:
+        only_tag = steps[0][0]
+        return lambda elem: next(elem.iterchildren(only_tag), None)
+    if len(steps) == 2 and steps[0][1] is None:
+        (outer_tag, _, _), (inner_tag, attribute, value) = steps
+
+        def nested(elem: etree._Element) -> etree._Element | None:
+            for outer in elem.iterchildren(outer_tag):
+                for inner in outer.iterchildren(inner_tag):
+                    if attribute is None or inner.get(attribute) == value:
+                        return inner
+            return None
+
+        return nested
+
     def first(elem: etree._Element, depth: int = 0) -> etree._Element | None:
         tag, attribute, value = steps[depth]
         for child in elem.iterchildren(tag):
