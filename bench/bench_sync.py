@@ -177,6 +177,24 @@ def run(
         db.dispose_engines()
 
 
+@contextlib.contextmanager
+def _scratch_database(pg_url: str | None) -> Iterator[str]:
+    """A new database on the PostgreSQL server at ``pg_url`` (dropped afterwards), or a temporary SQLite file."""
+    if not pg_url:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    name = f"stockq_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield sa.engine.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1,000 products, one concurrency")
@@ -189,33 +207,10 @@ def main() -> None:
     products = 1_000 if args.quick else args.products
     concurrencies = [8] if args.quick else [int(c) for c in args.concurrency.split(",")]
     backend = "PostgreSQL" if args.pg_url else "SQLite"
-    if args.pg_url:
-        name = f"stockq_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(args.pg_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        url = sa.engine.make_url(args.pg_url).set(database=name).render_as_string(hide_password=False)
-        try:
-            rows = run(
-                url,
-                products=products,
-                latency_ms=args.latency_ms,
-                concurrencies=concurrencies,
-                version=args.shop_version,
-            )
-        finally:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-            rows = run(
-                url,
-                products=products,
-                latency_ms=args.latency_ms,
-                concurrencies=concurrencies,
-                version=args.shop_version,
-            )
+    with _scratch_database(args.pg_url) as url:
+        rows = run(
+            url, products=products, latency_ms=args.latency_ms, concurrencies=concurrencies, version=args.shop_version
+        )
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(
         f"\nSync of {products:,} linked products, 1% changed, PrestaShop {args.shop_version} emulator latency "

@@ -164,43 +164,32 @@ def _number(text: str | None, what: str, decimal: str, thousands: str) -> Decima
 
 
 def _records(profile: Profile, binary: IO[bytes], path: Path) -> Iterator[RawRecord | BadRecord]:
-    options, mapping = profile.effective()
+    mapping, reader = _reader_options(profile, path)
     if profile.format == "csv":
-        encoding = options.get("encoding") or detect_encoding(path)
-        header = options.get("header", True)
-        return read_csv(
-            binary,
-            mapping=mapping,
-            encoding=str(encoding),
-            delimiter=options.get("delimiter"),
-            quotechar=str(options.get("quotechar") or '"'),
-            header=bool(header),
-        )
-    return read_xml(
-        binary, records=list(options.get("records") or []), mapping=mapping, namespaces=options.get("namespaces") or {}
-    )
+        return read_csv(binary, mapping=mapping, **reader)
+    return read_xml(binary, mapping=mapping, **reader)
 
 
 def _record_batches(profile: Profile, binary: IO[bytes], path: Path) -> Iterator[RecordBatch]:
+    mapping, reader = _reader_options(profile, path)
+    if profile.format == "csv":
+        return read_csv_batches(binary, mapping=mapping, batch_size=BATCH_SIZE, **reader)
+    return read_xml_batches(binary, mapping=mapping, batch_size=BATCH_SIZE, **reader)
+
+
+def _reader_options(profile: Profile, path: Path) -> tuple[dict[str, str], dict[str, Any]]:
+    """The profile's effective mapping, and the keyword arguments its format's reader takes."""
     options, mapping = profile.effective()
     if profile.format == "csv":
-        encoding = options.get("encoding") or detect_encoding(path)
-        return read_csv_batches(
-            binary,
-            mapping=mapping,
-            encoding=str(encoding),
-            delimiter=options.get("delimiter"),
-            quotechar=str(options.get("quotechar") or '"'),
-            header=bool(options.get("header", True)),
-            batch_size=BATCH_SIZE,
-        )
-    return read_xml_batches(
-        binary,
-        records=list(options.get("records") or []),
-        mapping=mapping,
-        namespaces=options.get("namespaces") or {},
-        batch_size=BATCH_SIZE,
-    )
+        reader: dict[str, Any] = {
+            "encoding": str(options.get("encoding") or detect_encoding(path)),
+            "delimiter": options.get("delimiter"),
+            "quotechar": str(options.get("quotechar") or '"'),
+            "header": bool(options.get("header", True)),
+        }
+    else:
+        reader = {"records": list(options.get("records") or []), "namespaces": options.get("namespaces") or {}}
+    return mapping, reader
 
 
 class _Importer:

@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from itertools import islice
 from operator import itemgetter
 from pathlib import Path
@@ -85,39 +86,28 @@ def read_csv(
     ``mapping`` maps product fields to column names (matched case-insensitively) or, without a header row, to
     1-based column numbers; with a header, fields left unmapped take a column with their usual name (sku, nazwa…).
     """
-    csv.field_size_limit(MAX_FIELD_CHARS)  # deliberate: a longer field is broken quoting, not data
-    text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
-    lines = _capped_lines(text)
-    try:
-        first = next(lines, None)
-        if first is None:
+    with _csv_errors(encoding):
+        # The wrapper is kept here: freed when the reader runs out, it would close ``binary`` under the caller.
+        text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
+        opened = _open_rows(text, mapping, delimiter, quotechar, header)
+        if opened is None:
             return
-        if delimiter is None:
-            delimiter = detect_delimiter(first, quotechar)
-        reader: Any = csv.reader(_chain(first, lines), delimiter=delimiter, quotechar=quotechar, strict=True)
-        columns = _columns(reader, mapping, header)
-        width = columns.pop("__width__")
+        reader, columns, width = opened
         fields = list(columns.items())
         for row in reader:
             if not row:
                 continue
             line_no = reader.line_num
-            if width and len(row) != width:
-                yield BadRecord(line_no, f"line {line_no}: {len(row)} fields, expected {width}")
-                continue
-            if "\x00" in "".join(row):
-                yield BadRecord(line_no, f"line {line_no}: contains a NUL byte")
+            problem = _row_problem(row, width, line_no)
+            if problem is not None:
+                yield BadRecord(line_no, problem)
                 continue
             try:
                 values = {field: row[index] for field, index in fields}
             except IndexError:
                 yield BadRecord(line_no, f"line {line_no}: too few fields ({len(row)})")
                 continue
-            yield RawRecord(line_no, dict(values))
-    except UnicodeDecodeError as exc:
-        raise FeedError(f"The file is not valid {encoding}: {exc.reason} (set the encoding on the profile)") from None
-    except csv.Error as exc:
-        raise FeedError(f"Malformed CSV: {exc}") from None
+            yield RawRecord(line_no, values)
 
 
 def read_csv_batches(
@@ -134,18 +124,13 @@ def read_csv_batches(
     row in the common case (every record on one line, of the expected width, without NUL bytes): rows are taken
     by ``islice`` and picked by ``itemgetter``. A batch's ``fields`` are the mapped ones, in ``PRODUCT_FIELDS``
     order."""
-    csv.field_size_limit(MAX_FIELD_CHARS)
-    text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
-    lines = _capped_lines(text)
-    try:
-        first = next(lines, None)
-        if first is None:
+    with _csv_errors(encoding):
+        # The wrapper is kept here: freed when the reader runs out, it would close ``binary`` under the caller.
+        text = io.TextIOWrapper(binary, encoding=encoding, errors="strict", newline="")
+        opened = _open_rows(text, mapping, delimiter, quotechar, header)
+        if opened is None:
             return
-        if delimiter is None:
-            delimiter = detect_delimiter(first, quotechar)
-        reader: Any = csv.reader(_chain(first, lines), delimiter=delimiter, quotechar=quotechar, strict=True)
-        columns = _columns(reader, mapping, header)
-        width = columns.pop("__width__")
+        reader, columns, width = opened
         fields = tuple(name for name in PRODUCT_FIELDS if name in columns)
         indices = [columns[name] for name in fields]
         pick: Any = itemgetter(*indices) if len(indices) > 1 else (lambda row: (row[indices[0]],))
@@ -165,10 +150,48 @@ def read_csv_batches(
                 yield RecordBatch(fields, range(start + 1, end + 1), list(map(pick, chunk)))
             else:
                 yield _checked_batch(fields, chunk, start, width, pick)
+
+
+@contextmanager
+def _csv_errors(encoding: str) -> Iterator[None]:
+    """Decoding and quoting errors, raised while rows are read, as one-line FeedErrors."""
+    try:
+        yield
     except UnicodeDecodeError as exc:
         raise FeedError(f"The file is not valid {encoding}: {exc.reason} (set the encoding on the profile)") from None
     except csv.Error as exc:
         raise FeedError(f"Malformed CSV: {exc}") from None
+
+
+def _open_rows(
+    text: IO[str],
+    mapping: Mapping[str, str],
+    delimiter: str | None,
+    quotechar: str,
+    header: bool,
+) -> tuple[Any, dict[str, int], int] | None:
+    """A csv reader past the header, the column index per mapped field and the expected row width (0: unknown);
+    None for an empty file."""
+    csv.field_size_limit(MAX_FIELD_CHARS)  # deliberate: a longer field is broken quoting, not data
+    lines = _capped_lines(text)
+    first = next(lines, None)
+    if first is None:
+        return None
+    if delimiter is None:
+        delimiter = detect_delimiter(first, quotechar)
+    reader: Any = csv.reader(_chain(first, lines), delimiter=delimiter, quotechar=quotechar, strict=True)
+    columns = _columns(reader, mapping, header)
+    width = columns.pop("__width__")
+    return reader, columns, width
+
+
+def _row_problem(row: list[str], width: int, line_no: int) -> str | None:
+    """Why a data row cannot be read (wrong width, NUL byte), or None."""
+    if width and len(row) != width:
+        return f"line {line_no}: {len(row)} fields, expected {width}"
+    if "\x00" in "".join(row):
+        return f"line {line_no}: contains a NUL byte"
+    return None
 
 
 def _checked_batch(fields: tuple[str, ...], chunk: list[list[str]], start: int, width: int, pick: Any) -> RecordBatch:
@@ -181,11 +204,9 @@ def _checked_batch(fields: tuple[str, ...], chunk: list[list[str]], start: int, 
         line_no += 1 + sum(_line_breaks(value) for value in row)
         if not row:
             continue
-        if width and len(row) != width:
-            batch.rejected.append(BadRecord(line_no, f"line {line_no}: {len(row)} fields, expected {width}"))
-            continue
-        if "\x00" in "".join(row):
-            batch.rejected.append(BadRecord(line_no, f"line {line_no}: contains a NUL byte"))
+        problem = _row_problem(row, width, line_no)
+        if problem is not None:
+            batch.rejected.append(BadRecord(line_no, problem))
             continue
         try:
             picked = pick(row)

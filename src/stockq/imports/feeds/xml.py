@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO
+from typing import IO, Any
 
 from lxml import etree
 
@@ -157,36 +157,14 @@ def read_xml(
 ) -> Iterator[RawRecord | BadRecord]:
     """Yield the mapped fields of every element named in ``records`` (see the module docstring)."""
     ns = dict(namespaces or {})
-    tags = [clark(tag, ns) for tag in records]
     getters = [(field, compile_path(path, ns)) for field, path in mapping.items()]
-    refuse_doctype(binary)
-    context = etree.iterparse(
-        binary,
-        events=("end",),
-        tag=tags,
-        **SAFE_PARSER_OPTIONS,
-    )
-    number = 0
-    try:
-        for _event, elem in context:
-            number += 1
-            if number == 1 and elem.getroottree().docinfo.doctype:
-                raise FeedError("The feed declares a DOCTYPE; DTDs and entities are refused")
-            try:
-                values = {field: getter(elem) for field, getter in getters}
-            except (ValueError, SyntaxError) as exc:
-                yield BadRecord(number, f"record {number}: {exc}")
-            else:
-                yield RawRecord(number, values)
-            elem.clear(keep_tail=True)
-            parent = elem.getparent()
-            if parent is not None:
-                while elem.getprevious() is not None:
-                    del parent[0]
-    except etree.XMLSyntaxError as exc:
-        raise FeedError(f"The XML is not well-formed (after {number} records): {_first_error(exc)}") from None
-    if number == 0 and not _has_root(context):
-        raise FeedError("The XML document is empty")
+    for number, elem in _record_elements(binary, records, ns):
+        try:
+            values = {field: getter(elem) for field, getter in getters}
+        except (ValueError, SyntaxError) as exc:
+            yield BadRecord(number, f"record {number}: {exc}")
+        else:
+            yield RawRecord(number, values)
 
 
 def read_xml_batches(
@@ -200,42 +178,48 @@ def read_xml_batches(
     """``read_xml`` in batches of value tuples (the mapped fields, in ``PRODUCT_FIELDS`` order), for bulk loading;
     the same records, numbers, rejections, safety checks and constant memory."""
     ns = dict(namespaces or {})
-    tags = [clark(tag, ns) for tag in records]
     fields = tuple(name for name in PRODUCT_FIELDS if name in mapping)
     getters = [compile_path(mapping[name], ns) for name in fields]
-    refuse_doctype(binary)
-    context = etree.iterparse(binary, events=("end",), tag=tags, **SAFE_PARSER_OPTIONS)
-    number = 0
     batch = RecordBatch(fields, [], [])
     numbers: list[int] = []
+    for number, elem in _record_elements(binary, records, ns):
+        try:
+            values = tuple([getter(elem) for getter in getters])
+        except (ValueError, SyntaxError) as exc:
+            batch.rejected.append(BadRecord(number, f"record {number}: {exc}"))
+        else:
+            numbers.append(number)
+            batch.rows.append(values)
+        if len(batch.rows) >= batch_size:
+            batch.numbers = numbers
+            yield batch
+            batch, numbers = RecordBatch(fields, [], []), []
+    if batch.rows or batch.rejected:
+        batch.numbers = numbers
+        yield batch
+
+
+def _record_elements(binary: IO[bytes], records: Sequence[str], ns: Mapping[str, str]) -> Iterator[tuple[int, Any]]:
+    """(number, element) for every record element, parsed safely; each element and the siblings before it are
+    freed once the caller has read it, so memory stays flat whatever the feed's size."""
+    refuse_doctype(binary)
+    context = etree.iterparse(binary, events=("end",), tag=[clark(tag, ns) for tag in records], **SAFE_PARSER_OPTIONS)
+    number = 0
     try:
         for _event, elem in context:
             number += 1
             if number == 1 and elem.getroottree().docinfo.doctype:
                 raise FeedError("The feed declares a DOCTYPE; DTDs and entities are refused")
-            try:
-                values = tuple([getter(elem) for getter in getters])
-            except (ValueError, SyntaxError) as exc:
-                batch.rejected.append(BadRecord(number, f"record {number}: {exc}"))
-            else:
-                numbers.append(number)
-                batch.rows.append(values)
+            yield number, elem
             elem.clear(keep_tail=True)
             parent = elem.getparent()
             if parent is not None:
                 while elem.getprevious() is not None:
                     del parent[0]
-            if len(batch.rows) >= batch_size:
-                batch.numbers = numbers
-                yield batch
-                batch, numbers = RecordBatch(fields, [], []), []
     except etree.XMLSyntaxError as exc:
         raise FeedError(f"The XML is not well-formed (after {number} records): {_first_error(exc)}") from None
     if number == 0 and not _has_root(context):
         raise FeedError("The XML document is empty")
-    if batch.rows or batch.rejected:
-        batch.numbers = numbers
-        yield batch
 
 
 def _has_root(context: etree.iterparse) -> bool:
