@@ -33,6 +33,20 @@ def _pg_admin() -> sa.Engine:
     return sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
 
 
+@pytest.fixture(autouse=True)
+def _worker_memory_counts_from_test_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process workers measure --memory from the test's start, as a fresh ``stockq queue work`` process would.
+
+    The pytest process's own heap grows over the session (glibc keeps what earlier tests freed), and a worker run
+    inside it would otherwise trip the default --memory=128 and exit 12 for memory that is not its own.
+    """
+    from stockq.queue import worker
+
+    process_rss_mb = worker.current_rss_mb
+    baseline = process_rss_mb()
+    monkeypatch.setattr(worker, "current_rss_mb", lambda: max(0.0, process_rss_mb() - baseline))
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
