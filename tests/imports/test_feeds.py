@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stockq.imports.feeds import BadRecord, FeedError, RawRecord
+from stockq.imports.feeds import csv as feeds_csv
 from stockq.imports.feeds.csv import MAX_FIELD_CHARS, detect_delimiter, detect_encoding, read_csv
 from stockq.imports.feeds.presets import PRESETS
 from stockq.imports.feeds.xml import read_xml
@@ -109,6 +112,31 @@ def test_a_10_mb_field_fails_the_feed_without_reading_it_whole() -> None:
     data = b"sku,name\nA,ok\nB," + b"x" * 10_000_000 + b"\nC,after\n"
     with pytest.raises(FeedError, match=f"longer than {MAX_FIELD_CHARS}"):
         _csv(data, mapping={"sku": "sku", "name": "name"})
+
+
+def test_the_10_mb_field_error_names_its_line() -> None:
+    data = b"sku,name\r\nA,ok\r\nB,ok\r\nC," + b"x" * (MAX_FIELD_CHARS + 1) + b"\r\nD,after\r\n"
+    with pytest.raises(FeedError, match=r"^Line 4 is longer"):
+        _csv(data, mapping={"sku": "sku", "name": "name"})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(["a", ";", '"', "\n", "\r", "\r\n", "\x0b", "\x85", "\u2028", "ż", " "]), max_size=80
+    ).map("".join),
+    chunk=st.sampled_from([1, 2, 3, 7, 1 << 20]),
+)
+def test_chunked_line_splitting_matches_readline(text: str, chunk: int) -> None:
+    """The chunked splitter yields exactly what readline() with newline="" yields, wherever the chunks end."""
+
+    def wrapper() -> io.TextIOWrapper:
+        return io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8", newline="")
+
+    expected, reference = [], wrapper()
+    while line := reference.readline():
+        expected.append(line)
+    assert list(feeds_csv._capped_lines(wrapper(), chunk)) == expected
 
 
 def test_an_unbalanced_quote_fails_the_feed() -> None:

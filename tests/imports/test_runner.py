@@ -7,6 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from stockq.imports import models, profiles, runner
@@ -246,3 +247,29 @@ def test_repeated_sku_last_wins_and_empty_ean_clears_on_both_databases(store: sa
     assert found == {"A": (None, "Second", "kg"), "B": ("5900000000011", "Bee", "szt")}
     again = _run(store, tmp_path, "dup")
     assert (again.created, again.updated, again.unchanged) == (0, 0, 2)
+
+
+def test_products_created_by_another_run_meanwhile_are_updated_not_failed(
+    store: sa.Engine, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """PostgreSQL's staging path inserts new products with a plain INSERT; when another process created some of
+    them after this run's snapshot, it falls back to ON CONFLICT and updates those from the feed instead."""
+    if store.dialect.name != "postgresql":
+        pytest.skip("the staging path is PostgreSQL's")
+    (tmp_path / "feed.csv").write_text("sku;nazwa;cena_brutto\nA;Alfa;1,00\nB;Beta;2,00\nC;Gamma;3,00\n")
+    _add(store, tmp_path, "feed", source="feed.csv", format="csv", mapping={"sku": "sku", "name": "nazwa"})
+    plain_insert = runner._PostgresStagingImporter._insert_new_products
+
+    def another_run_creates_b_first(self: Any, now: object) -> int:
+        with store.begin() as other:
+            products.upsert_products(other, [{"sku": "B", "name": "Made elsewhere"}])
+        return plain_insert(self, now)
+
+    monkeypatch.setattr(runner._PostgresStagingImporter, "_insert_new_products", another_run_creates_b_first)
+    result = _run(store, tmp_path, "feed")
+
+    assert (result.status, result.created, result.updated, result.unchanged) == ("succeeded", 2, 1, 0)
+    assert _names(store) == {"A": "Alfa", "B": "Beta", "C": "Gamma"}
+    with store.begin() as conn:
+        prices = dict(conn.execute(sa.select(models.import_prices.c.sku, models.import_prices.c.price)).all())
+    assert prices == {"A": Decimal("1.0000"), "B": Decimal("2.0000"), "C": Decimal("3.0000")}
