@@ -22,17 +22,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import targets
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,10 +201,23 @@ def in_child(*args: str) -> Measured:
     )
 
 
+def median_of(runs: list[Measured]) -> Measured:
+    """The median time and re-run time of ``runs``, with the highest peak RSS among them."""
+    reruns = [m.rerun for m in runs if m.rerun is not None]
+    return Measured(
+        seconds=statistics.median(m.seconds for m in runs),
+        rows=runs[0].rows,
+        peak_rss_mb=max(m.peak_rss_mb for m in runs),
+        rerun=statistics.median(reruns) if reruns else None,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="50,000 rows instead of 1,000,000")
     parser.add_argument("--pg-url", default=os.environ.get("STOCKQ_TEST_PG_URL", DEFAULT_PG))
+    parser.add_argument("--runs", type=int, default=3, help="rounds of the PostgreSQL measurements at full size")
+    parser.add_argument("--targets-json", type=Path, help="also write the issue's targets here (for run_all.py)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -216,32 +233,47 @@ def main() -> None:
 
     full = 50_000 if args.quick else 1_000_000
     lines = [
-        "| size | database | format | rows | wall time | rows/s | peak RSS | vs COPY floor | XML vs CSV "
+        "| size | database | format | runs | rows | wall time | rows/s | peak RSS | vs COPY floor | XML vs CSV "
         "| re-run, unchanged feed |",
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    peaks: dict[tuple[int, str], float] = {}
     with tempfile.TemporaryDirectory(prefix="stockq_bench_imports_") as tmp:
         for rows in (full // 5, full):
             csv_path, xml_path = Path(tmp) / f"feed_{rows}.csv", Path(tmp) / f"feed_{rows}.xml"
             write_csv(csv_path, rows)
             write_xml(xml_path, rows)
-            with pg_database(args.pg_url) as url:
-                floor = in_child("copy", url, str(csv_path))
-            lines.append(_line(rows, "PostgreSQL", "COPY (floor)", floor, floor, None))
-            with pg_database(args.pg_url) as url:
-                schema_floor = in_child("schema-floor", url, str(csv_path))
-            lines.append(_line(rows, "PostgreSQL", "COPY + INSERT (schema floor)", schema_floor, floor, None))
-            factories: tuple[tuple[str, Callable[[], AbstractContextManager[str]]], ...] = (
-                ("PostgreSQL", lambda: pg_database(args.pg_url)),
-                ("SQLite", sqlite_database),
+            # PostgreSQL: the floors and both imports in rounds (each in a fresh database), so that the machine's
+            # load changes fall on all of them alike; the median of the rounds.
+            rounds = args.runs if rows == full else 1
+            runs: dict[str, list[Measured]] = {"copy": [], "schema-floor": [], "csv": [], "xml": []}
+            for _ in range(rounds):
+                for kind, path in (
+                    ("copy", csv_path),
+                    ("schema-floor", csv_path),
+                    ("csv", csv_path),
+                    ("xml", xml_path),
+                ):
+                    with pg_database(args.pg_url) as url:
+                        runs[kind].append(in_child(kind, url, str(path)))
+            pg = {kind: median_of(measured) for kind, measured in runs.items()}
+            floor = pg["copy"]
+            lines.append(_line(rows, "PostgreSQL", "COPY (floor)", rounds, floor, floor, None))
+            lines.append(
+                _line(rows, "PostgreSQL", "COPY + INSERT (schema floor)", rounds, pg["schema-floor"], floor, None)
             )
-            for database, factory in factories:
-                measured: dict[str, Measured] = {}
-                for fmt, path in (("csv", csv_path), ("xml", xml_path)):
-                    with factory() as url:
-                        measured[fmt] = in_child(fmt, url, str(path))
-                lines.append(_line(rows, database, "CSV", measured["csv"], floor, None))
-                lines.append(_line(rows, database, "XML (Ceneo)", measured["xml"], floor, measured["csv"]))
+            lines.append(_line(rows, "PostgreSQL", "CSV", rounds, pg["csv"], floor, None))
+            lines.append(_line(rows, "PostgreSQL", "XML (Ceneo)", rounds, pg["xml"], floor, pg["csv"]))
+            sqlite: dict[str, Measured] = {}
+            for fmt, path in (("csv", csv_path), ("xml", xml_path)):
+                with sqlite_database() as url:
+                    sqlite[fmt] = in_child(fmt, url, str(path))
+            lines.append(_line(rows, "SQLite", "CSV", 1, sqlite["csv"], floor, None))
+            lines.append(_line(rows, "SQLite", "XML (Ceneo)", 1, sqlite["xml"], floor, sqlite["csv"]))
+            for fmt in ("csv", "xml"):
+                peaks[(rows, fmt)] = max(pg[fmt].peak_rss_mb, sqlite[fmt].peak_rss_mb)
+            if rows == full:
+                targets.write(args.targets_json, import_targets(full, pg, sqlite, peaks))
             print(
                 f"... {rows:,} rows done ({csv_path.stat().st_size / 1e6:.0f} MB CSV, "
                 f"{xml_path.stat().st_size / 1e6:.0f} MB XML)",
@@ -250,12 +282,50 @@ def main() -> None:
     print("\n".join(lines))
 
 
-def _line(rows: int, database: str, what: str, m: Measured, floor: Measured, csv: Measured | None) -> str:
+def import_targets(
+    rows: int, pg: dict[str, Measured], sqlite: dict[str, Measured], peaks: dict[tuple[int, str], float]
+) -> list[targets.Target]:
+    floor, csv, xml = pg["copy"], pg["csv"], pg["xml"]
+    csv_peak, xml_peak = peaks[(rows, "csv")], peaks[(rows, "xml")]
+    xml_fifth = peaks[(rows // 5, "xml")]
+    assert csv.rerun is not None
+    return [
+        targets.Target(
+            f"CSV import, {rows:,} rows, PostgreSQL", f"{csv.seconds:.2f} s", f"COPY into a bare table {floor.seconds:.2f} s",
+            targets.ratio(csv.seconds, floor.seconds), "≤ 3x", csv.seconds <= 3 * floor.seconds,
+        ),
+        targets.Target(
+            f"CSV import, {rows:,} rows, PostgreSQL, against the schema floor", f"{csv.seconds:.2f} s",
+            f"COPY + INSERT … SELECT into products and prices {pg['schema-floor'].seconds:.2f} s",
+            targets.ratio(csv.seconds, pg["schema-floor"].seconds), "(what the schema's indexes cost alone)", None,
+        ),
+        targets.Target(
+            f"CSV re-import (unchanged feed), {rows:,} rows, PostgreSQL", f"{csv.rerun:.2f} s",
+            f"COPY into a bare table {floor.seconds:.2f} s", targets.ratio(csv.rerun, floor.seconds),
+            "(the daily case; reference)", None,
+        ),
+        targets.Target(
+            "CSV import, peak RSS", f"{csv_peak:.0f} MB", "absolute (PostgreSQL and SQLite)", "-", "< 200 MB",
+            csv_peak < 200,
+        ),
+        targets.Target(
+            f"XML feed import, {rows:,} offers, PostgreSQL", f"{xml.seconds:.2f} s", f"CSV import {csv.seconds:.2f} s",
+            targets.ratio(xml.seconds, csv.seconds), "≤ 2x", xml.seconds <= 2 * csv.seconds,
+        ),
+        targets.Target(
+            "XML feed import, flat memory", f"peak {xml_peak:.0f} MB at {rows:,}",
+            f"peak {xml_fifth:.0f} MB at {rows // 5:,}", targets.ratio(xml_peak, xml_fifth),
+            "≤ 1.15x (memory does not grow with the feed)", xml_peak <= 1.15 * xml_fifth,
+        ),
+    ]  # fmt: skip
+
+
+def _line(rows: int, database: str, what: str, runs: int, m: Measured, floor: Measured, csv: Measured | None) -> str:
     ratio = f"{m.seconds / floor.seconds:.1f}x"
     versus_csv = f"{m.seconds / csv.seconds:.2f}x" if csv is not None else ""
     rerun = f"{m.rerun:.2f} s ({m.rerun / floor.seconds:.1f}x COPY)" if m.rerun is not None else ""
     return (
-        f"| {rows:,} | {database} | {what} | {m.rows:,} | {m.seconds:.2f} s | {m.rows / m.seconds:,.0f} "
+        f"| {rows:,} | {database} | {what} | {runs} | {m.rows:,} | {m.seconds:.2f} s | {m.rows / m.seconds:,.0f} "
         f"| {m.peak_rss_mb:.0f} MB | {ratio} | {versus_csv} | {rerun} |"
     )
 

@@ -1,10 +1,10 @@
 """Inventory sync against the PrestaShop emulator: N linked products, 1% changed, 50 ms per request.
 
     .venv/bin/python bench/bench_sync.py [--quick] [--pg-url URL] [--concurrency 4,8,16] [--products N]
-                                         [--shop-version 8.1.7]
+                                         [--shop-version 8.1.7] [--runs 3] [--targets-json FILE]
 
-The emulator runs in its own process, as a shop would, with every quantity 0. For each concurrency, on a fresh
-emulator: first a full run (every link compared with the shop's quantities, read in pages: what the first sync after
+The emulator runs in its own process, as a shop would, with every quantity 0. In each of --runs rounds (default 3;
+every figure is the median), for each concurrency, on a fresh emulator: first a full run (every link compared with the shop's quantities, read in pages: what the first sync after
 linking, and the daily reconciliation, do; the 1% of products with stock differ), then 1% of the products' stock
 changes in the ledger and the sync that follows is timed (the issue's scenario: only the changed links are found, in
 SQL, and written). Each row prints the requests the sync sent (GETs + writes: PATCH on 8.0+, PUT before), its wall
@@ -21,6 +21,7 @@ import contextlib
 import datetime as dt
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,11 @@ from stockq.integrations import linking, models, shops, sync
 from stockq.integrations.prestashop.client import STOCK_FIELDS, PrestashopClient, StockAvailable, accepts_patch
 from stockq.warehouse import models as warehouse_models
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import targets
+
 KEY = "B" * 32
+DEFAULT_CONCURRENCY = int(str(models.integrations.c.concurrency.server_default.arg))  # type: ignore[union-attr]
 
 
 def seed(engine: sa.Engine, count: int, changed: int) -> None:
@@ -124,13 +129,17 @@ def bare_writes(shop_url: str, count: int, concurrency: int, version: str) -> fl
 
 
 def run(
-    url: str, *, products: int, latency_ms: float, concurrencies: list[int], version: str
+    url: str, *, products: int, latency_ms: float, concurrencies: list[int], version: str, runs: int
 ) -> list[dict[str, object]]:
+    """Rounds of (for each concurrency: a full run, a 1%-changed run, the bare writes); the medians per row."""
     engine = db.get_engine(url)
     schema.upgrade(engine)
     changed = max(1, products // 100)
     seed(engine, products, changed)
-    rows: list[dict[str, object]] = []
+    walls: dict[tuple[str, int], list[float]] = {}
+    bares: dict[int, list[float]] = {}
+    requests: dict[tuple[str, int], str] = {}
+    quantity = 5
     try:
         with emulator(products, 0, version) as shop_url:
             integration = shops.add_prestashop(
@@ -138,43 +147,75 @@ def run(
             )
             report = linking.link_products(engine, integration.id)
             assert report.linked == products, report.as_dict()
-        for round_number, concurrency in enumerate(concurrencies):
-            with emulator(products, latency_ms, version) as shop_url:
-                with engine.begin() as conn:
-                    conn.execute(
-                        sa.update(models.integrations)
-                        .where(models.integrations.c.id == integration.id)
-                        .values(concurrency=concurrency, url=shop_url)
-                    )
-                timed: list[tuple[str, sync.SyncResult, float]] = []
-                started = time.perf_counter()
-                (full,) = sync.sync_inventory(engine, force=True, full=True)
-                timed.append(("full", full, time.perf_counter() - started))
-                change_stock(engine, products, changed, 6 + round_number)
-                started = time.perf_counter()
-                (incremental,) = sync.sync_inventory(engine, force=True)
-                timed.append(("1% changed", incremental, time.perf_counter() - started))
-                bare = bare_writes(shop_url, changed, concurrency, version)
-            for kind, result, wall in timed:
-                assert result.status == "success" and result.changed == changed, result.as_dict()
-                floor = changed * latency_ms / 1000 / concurrency
-                rows.append(
-                    {
-                        "products": products,
-                        "run": kind,
-                        "changed": result.changed,
-                        "concurrency": concurrency,
-                        "requests (GET+write)": f"{result.requests - result.changed}+{result.changed}",
-                        "wall s": wall,
-                        "floor s": floor,
-                        "ratio": wall / floor,
-                        "bare writes s": bare,
-                        "bare ratio": bare / floor,
-                    }
-                )
-        return rows
+        for _ in range(runs):
+            for concurrency in concurrencies:
+                with emulator(products, latency_ms, version) as shop_url:
+                    with engine.begin() as conn:
+                        conn.execute(
+                            sa.update(models.integrations)
+                            .where(models.integrations.c.id == integration.id)
+                            .values(concurrency=concurrency, url=shop_url)
+                        )
+                    timed: list[tuple[str, sync.SyncResult, float]] = []
+                    started = time.perf_counter()
+                    (full,) = sync.sync_inventory(engine, force=True, full=True)
+                    timed.append(("full", full, time.perf_counter() - started))
+                    quantity += 1
+                    change_stock(engine, products, changed, quantity)
+                    started = time.perf_counter()
+                    (incremental,) = sync.sync_inventory(engine, force=True)
+                    timed.append(("1% changed", incremental, time.perf_counter() - started))
+                    bares.setdefault(concurrency, []).append(bare_writes(shop_url, changed, concurrency, version))
+                for kind, result, wall in timed:
+                    assert result.status == "success" and result.changed == changed, result.as_dict()
+                    walls.setdefault((kind, concurrency), []).append(wall)
+                    requests[(kind, concurrency)] = f"{result.requests - result.changed}+{result.changed}"
     finally:
         db.dispose_engines()
+    rows: list[dict[str, object]] = []
+    for kind in ("1% changed", "full"):
+        for concurrency in concurrencies:
+            wall = statistics.median(walls[(kind, concurrency)])
+            bare = statistics.median(bares[concurrency])
+            floor = changed * latency_ms / 1000 / concurrency
+            rows.append(
+                {
+                    "products": products,
+                    "run": kind,
+                    "changed": changed,
+                    "concurrency": concurrency,
+                    "requests (GET+write)": requests[(kind, concurrency)],
+                    "wall s": wall,
+                    "floor s": floor,
+                    "ratio": wall / floor,
+                    "bare writes s": bare,
+                    "bare ratio": bare / floor,
+                }
+            )
+    return rows
+
+
+def sync_targets(rows: list[dict[str, object]], latency_ms: float) -> list[targets.Target]:
+    """The issue's target on the default concurrency; the other concurrencies as references."""
+    result = []
+    for row in rows:
+        if row["run"] != "1% changed":
+            continue
+        concurrency = int(str(row["concurrency"]))
+        default = concurrency == DEFAULT_CONCURRENCY
+        wall, floor = float(str(row["wall s"])), float(str(row["floor s"]))
+        result.append(
+            targets.Target(
+                f"sync-inventory, {row['products']:,} links, 1% changed, {latency_ms:g} ms, concurrency {concurrency}"
+                + (" (default)" if default else ""),
+                f"{wall:.2f} s",
+                f"floor (changed x latency / concurrency) {floor:.2f} s",
+                targets.ratio(wall, floor),
+                "≤ 1.3x" if default else "(another setting; reference)",
+                wall <= 1.3 * floor if default else None,
+            )
+        )
+    return result
 
 
 @contextlib.contextmanager
@@ -197,23 +238,31 @@ def _scratch_database(pg_url: str | None) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1,000 products, one concurrency")
+    parser.add_argument("--quick", action="store_true", help="1,000 products, the default concurrency only")
     parser.add_argument("--pg-url", help="PostgreSQL server URL (a scratch database is created and dropped)")
     parser.add_argument("--products", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", default="4,8,16")
     parser.add_argument("--shop-version", default="8.1.7", help="emulated PrestaShop version (1.7.x: no PATCH)")
+    parser.add_argument("--runs", type=int, default=3, help="rounds; each figure is their median")
+    parser.add_argument("--targets-json", type=Path, help="also write the issue's targets here (for run_all.py)")
     args = parser.parse_args()
     products = 1_000 if args.quick else args.products
-    concurrencies = [8] if args.quick else [int(c) for c in args.concurrency.split(",")]
+    concurrencies = [DEFAULT_CONCURRENCY] if args.quick else [int(c) for c in args.concurrency.split(",")]
     backend = "PostgreSQL" if args.pg_url else "SQLite"
     with _scratch_database(args.pg_url) as url:
         rows = run(
-            url, products=products, latency_ms=args.latency_ms, concurrencies=concurrencies, version=args.shop_version
+            url,
+            products=products,
+            latency_ms=args.latency_ms,
+            concurrencies=concurrencies,
+            version=args.shop_version,
+            runs=args.runs,
         )
+    targets.write(args.targets_json, sync_targets(rows, args.latency_ms))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(
-        f"\nSync of {products:,} linked products, 1% changed, PrestaShop {args.shop_version} emulator latency "
+        f"\nSync of {products:,} linked products, 1% changed, median of {args.runs} rounds, PrestaShop {args.shop_version} emulator latency "
         f"{args.latency_ms:g} ms, {backend}, "
         f"{os.cpu_count()} CPUs, load average {load}\n"
     )

@@ -20,9 +20,9 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -32,6 +32,9 @@ sys.path.insert(0, str(BENCH))
 
 import bench_queue  # noqa: E402
 import peers  # noqa: E402
+from targets import Target, ratio  # noqa: E402
+from targets import read as read_targets  # noqa: E402
+from targets import table as targets_table  # noqa: E402
 
 GROUPS = ("queue", "peers", "warehouse", "imports", "sync")
 OTHER_BENCHMARKS = {"warehouse": "bench_warehouse.py", "imports": "bench_imports.py", "sync": "bench_sync.py"}
@@ -115,24 +118,6 @@ def machine_section(pg_url: str) -> str:
 # ---- ratios and targets ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
-    benchmark: str
-    stockq: str
-    against: str
-    ratio: str
-    target: str
-    met: bool | None  # None: not measured in this run
-
-
-def _ratio(value: float, reference: float | None) -> str:
-    return f"{value / reference:.2f}x" if reference else "-"
-
-
-def _met(flag: bool | None) -> str:
-    return "n/a" if flag is None else ("met" if flag else "**not met**")
-
-
 def queue_targets(q: bench_queue.QueueFigures, peer_rows: list[peers.PeerFigures]) -> list[Target]:
     pg_peer_drains = {
         f"{row.system}, {setting}": rate
@@ -153,46 +138,37 @@ def queue_targets(q: bench_queue.QueueFigures, peer_rows: list[peers.PeerFigures
     return [
         Target(
             "drain, PostgreSQL, 1 worker", f"{d1:,.0f}/s", f"best peer: {best_drain_name} {best_drain or 0:,.0f}/s",
-            _ratio(d1, best_drain), "> 1x every peer setting", None if best_drain is None else d1 > best_drain,
+            ratio(d1, best_drain), "> 1x every peer setting", None if best_drain is None else d1 > best_drain,
         ),
         Target(
-            "drain, PostgreSQL, 1/2/4/8 workers", f"{curve}/s", "1 worker", _ratio(d4, d1),
+            "drain, PostgreSQL, 1/2/4/8 workers", f"{curve}/s", "1 worker", ratio(d4, d1),
             "4 workers ≥ 1x, every job exactly once", d4 >= d1 and once,
         ),
         Target(
             "drain, SQLite, 1 worker", f"{q.sqlite_drain:,.0f}/s",
-            f"huey SQLite {huey_drain:,.0f}/s" if huey_drain else "huey (not run)", _ratio(q.sqlite_drain, huey_drain),
+            f"huey SQLite {huey_drain:,.0f}/s" if huey_drain else "huey (not run)", ratio(q.sqlite_drain, huey_drain),
             "≥ 1.5x, no job lost on a crash",
             None if huey_drain is None else q.sqlite_drain >= 1.5 * huey_drain and crash.no_job_lost,
         ),
         Target(
             "bulk dispatch, PostgreSQL", f"{q.pg_bulk:,.0f}/s", f"pgqueuer best {best_bulk or 0:,.0f}/s",
-            _ratio(q.pg_bulk, best_bulk), "≥ 1.5x", None if best_bulk is None else q.pg_bulk >= 1.5 * best_bulk,
+            ratio(q.pg_bulk, best_bulk), "≥ 1.5x", None if best_bulk is None else q.pg_bulk >= 1.5 * best_bulk,
         ),
         Target(
             "single dispatch, PostgreSQL", f"{q.pg_single:,.0f}/s", f"pgqueuer best {best_single or 0:,.0f}/s",
-            _ratio(q.pg_single, best_single), "≥ 1.5x",
+            ratio(q.pg_single, best_single), "≥ 1.5x",
             None if best_single is None else q.pg_single >= 1.5 * best_single,
         ),
         Target(
             "single dispatch, PostgreSQL, against its floor", f"{q.pg_single:,.0f}/s",
             f"one prepared INSERT per commit, bare psycopg {q.pg_single_floor:,.0f}/s",
-            _ratio(q.pg_single, q.pg_single_floor), "(what durable commits allow on this machine)", None,
+            ratio(q.pg_single, q.pg_single_floor), "(what durable commits allow on this machine)", None,
         ),
         Target(
             "idle pick-up latency, PostgreSQL", f"p50 {q.latency_p50_ms:.1f} ms, p99 {q.latency_p99_ms:.1f} ms",
             "absolute", "-", "p50 < 5 ms, p99 < 50 ms", q.latency_p50_ms < 5 and q.latency_p99_ms < 50,
         ),
     ]  # fmt: skip
-
-
-def targets_table(targets: list[Target]) -> str:
-    lines = [
-        "| benchmark | stockq | against | ratio | target | |",
-        "|---|---:|---|---:|---|---|",
-    ]
-    lines += [f"| {t.benchmark} | {t.stockq} | {t.against} | {t.ratio} | {t.target} | {_met(t.met)} |" for t in targets]
-    return "\n".join(lines)
 
 
 def side_by_side(q: bench_queue.QueueFigures | None, peer_rows: list[peers.PeerFigures]) -> str:
@@ -246,26 +222,30 @@ def _guarded(measurement: peers.Measurement, failures: list[str]) -> Callable[[]
     return run
 
 
-def run_other(name: str, quick: bool) -> str:
-    """Run bench/<name>'s script as a subprocess (--quick passed through) and return its markdown output."""
+def run_other(name: str, quick: bool, pg_url: str) -> tuple[str, list[Target]]:
+    """Run bench/<name>'s script as a subprocess (--quick passed through); its markdown output and its targets."""
     script = BENCH / OTHER_BENCHMARKS[name]
     title = f"## {name.capitalize()} ({script.name})\n\nThe issue's target: {OTHER_TARGETS[name]}.\n\n"
+    missing = [Target(OTHER_TARGETS[name], "-", "-", "-", "(see the section)", False)]
     if not script.exists():
-        return title + f"{script.name} is not present in this checkout: not run.\n"
+        return title + f"{script.name} is not present in this checkout: not run.\n", missing
     log(f"{script.name}{' --quick' if quick else ''}")
     t0 = time.monotonic()
-    try:
-        done = subprocess.run(
-            [sys.executable, str(script), *(["--quick"] if quick else [])],
-            capture_output=True, text=True, timeout=OTHER_TIMEOUT_SECONDS,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        return title + f"{script.name} did not finish within {OTHER_TIMEOUT_SECONDS} s.\n"
-    log(f"{script.name} exited {done.returncode} after {time.monotonic() - t0:.0f} s")
-    if done.returncode != 0:
-        tail = "\n".join(done.stderr.strip().splitlines()[-15:])
-        return title + f"{script.name} exited {done.returncode}:\n\n```\n{tail}\n```\n"
-    return title + done.stdout.strip() + "\n"
+    with tempfile.TemporaryDirectory(prefix="stockq_bench_targets_") as tmp:
+        targets_file = Path(tmp) / "targets.json"
+        command = [sys.executable, str(script), "--pg-url", pg_url, "--targets-json", str(targets_file)]
+        try:
+            done = subprocess.run(
+                [*command, *(["--quick"] if quick else [])], capture_output=True, text=True,
+                timeout=OTHER_TIMEOUT_SECONDS,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return title + f"{script.name} did not finish within {OTHER_TIMEOUT_SECONDS} s.\n", missing
+        log(f"{script.name} exited {done.returncode} after {time.monotonic() - t0:.0f} s")
+        if done.returncode != 0:
+            tail = "\n".join(done.stderr.strip().splitlines()[-15:])
+            return title + f"{script.name} exited {done.returncode}:\n\n```\n{tail}\n```\n", missing
+        return title + done.stdout.strip() + "\n", read_targets(targets_file) or missing
 
 
 def main() -> None:
@@ -304,7 +284,9 @@ def main() -> None:
         samples = peers.interleaved(peer_list, sizes.runs, log)
     peer_systems = list(dict.fromkeys(m.system for m in peer_list))
     peer_rows = [peers.figures_of(system, samples) for system in peer_systems]
-    others = [run_other(name, args.quick) for name in OTHER_BENCHMARKS if wanted(name)]
+    others = [run_other(name, args.quick, args.pg_url) for name in OTHER_BENCHMARKS if wanted(name)]
+    all_targets = queue_targets(queue_figures, peer_rows) if queue_figures is not None else []
+    all_targets += [target for _, targets in others for target in targets]
 
     sections = [
         f"# stockq benchmarks{' (--quick)' if args.quick else ''}",
@@ -316,6 +298,16 @@ def main() -> None:
         machine,
         "",
     ]
+    if all_targets:
+        unmet = [t.benchmark for t in all_targets if t.met is False]
+        sections += [
+            "## Every target of this run",
+            "",
+            targets_table(all_targets),
+            "",
+            ("Every target measured in this run is met." if not unmet else f"Not met: {'; '.join(unmet)}."),
+            "",
+        ]
     queue_intro = [
         "## Queue: stockq against its peers",
         "",
@@ -333,15 +325,13 @@ def main() -> None:
     ]
     if queue_figures is not None or peer_rows:
         sections += queue_intro
-    if queue_figures is not None:
-        sections += ["### Targets", "", targets_table(queue_targets(queue_figures, peer_rows)), ""]
     if peer_rows or queue_figures is not None:
         sections += ["### Side by side", "", side_by_side(queue_figures, peer_rows), ""]
     if peer_failures:
         sections += ["Peers that failed in this run: " + "; ".join(peer_failures), ""]
     if queue_figures is not None:
         sections += ["### stockq", "", bench_queue.markdown(queue_figures, qsizes), ""]
-    sections += others
+    sections += [text for text, _ in others]
     report = "\n".join(sections).rstrip() + "\n"
 
     print(report)
