@@ -110,3 +110,65 @@ def test_inserts_and_releases_notify_listeners_once_per_queue(pg_url: str) -> No
     finally:
         listener.close()
     assert heard == ["import", "default", "integrations", "default"]
+
+
+def _listener(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    conn = psycopg.connect(
+        sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False), autocommit=True
+    )
+    conn.execute("LISTEN stockq_jobs")
+    return conn
+
+
+def test_a_single_dispatch_notifies_in_its_own_statement_and_the_trigger_still_covers_other_inserts(
+    pg_url: str,
+) -> None:
+    # The trigger's function now fails: a statement that runs it fails with it.
+    with db.get_engine(pg_url).begin() as conn:
+        conn.execute(
+            sa.text(
+                "CREATE OR REPLACE FUNCTION stockq_notify_inserted_jobs() RETURNS trigger LANGUAGE plpgsql AS $$"
+                " BEGIN RAISE EXCEPTION 'the insert trigger ran'; END $$"
+            )
+        )
+    listener = _listener(pg_url)
+    try:
+        single = stockq.dispatch(Noop(tag=1), queue="single", delay=5, database_url=pg_url)
+        assert [note.payload for note in listener.notifies(timeout=1.0, stop_after=1)] == ["single"]
+        with pytest.raises(sqlalchemy.exc.DBAPIError, match="the insert trigger ran"):
+            stockq.dispatch_many([Noop(tag=2), Noop(tag=3)], database_url=pg_url)
+        # COPY runs on the raw psycopg cursor, so its errors are psycopg's own.
+        with pytest.raises((sqlalchemy.exc.DBAPIError, psycopg.Error), match="the insert trigger ran"):
+            stockq.dispatch_many([Noop(tag=i) for i in range(60)], database_url=pg_url)  # COPY
+        with pytest.raises(sqlalchemy.exc.DBAPIError, match="the insert trigger ran"):
+            api.repository(pg_url).push(api.new_job(Noop(tag=4)))
+    finally:
+        listener.close()
+    assert [row.uuid for row in _rows(pg_url)] == [single]
+
+
+def test_the_skip_setting_ends_with_the_single_dispatch_statement(pg_url: str) -> None:
+    """The kept connection's next transaction, and any other statement in the session, is notified by the
+    trigger again."""
+    stockq.dispatch(Noop(tag=1), queue="first", database_url=pg_url)
+    (kept,) = api._single_inserts.values()
+    with kept._connection() as held:
+        session_setting = held.conn.execute("SELECT current_setting('stockq.insert_notified', true)").fetchone()
+        listener = _listener(pg_url)
+        try:
+            held.conn.execute(
+                "INSERT INTO jobs (uuid, queue, payload, available_at, created_at) VALUES (%s, 'plain', '{}', 0, 0)",
+                ("00000000-0000-4000-8000-000000000009",),
+            )
+            heard = [note.payload for note in listener.notifies(timeout=1.0, stop_after=1)]
+        finally:
+            listener.close()
+    assert session_setting in ((None,), ("",))
+    assert heard == ["plain"]
+
+
+def test_a_text_parameter_with_a_nul_byte_is_refused_before_it_reaches_the_server(pg_url: str) -> None:
+    with pytest.raises(sqlalchemy.exc.DBAPIError, match="NUL"):
+        stockq.dispatch(Noop(tag=1), queue="de\x00fault", database_url=pg_url)
+    assert stockq.dispatch(Noop(tag=2), database_url=pg_url)
+    assert [row.queue for row in _rows(pg_url)] == ["default"]
