@@ -118,8 +118,10 @@ def test_stock_levels_filter_by_warehouse_and_sku(ledger: sa.Engine) -> None:
         assert [(lv.warehouse_code, lv.sku) for lv in levels] == [("MAIN", "P01"), ("MAIN", "P02"), ("WH2", "P01")]
 
 
-def test_recalculate_restores_the_callers_parallel_setting(pg_url: str) -> None:
+def test_recalculate_restores_the_callers_settings(pg_url: str) -> None:
     with db.get_engine(pg_url).begin() as conn:
         conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 3")
+        conn.exec_driver_sql("SET LOCAL work_mem = '7MB'")
         assert stock.recalculate(conn, dry_run=True) == []
         assert conn.exec_driver_sql("SHOW max_parallel_workers_per_gather").scalar_one() == "3"
+        assert conn.exec_driver_sql("SHOW work_mem").scalar_one() == "7MB"
