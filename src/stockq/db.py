@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase
@@ -42,6 +45,24 @@ def is_sqlite(bind: Engine | Connection) -> bool:
 
 def is_postgresql(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "postgresql"
+
+
+@contextmanager
+def driver_errors(statement: str, connection: Any = None) -> Iterator[None]:
+    """psycopg errors raised outside SQLAlchemy's execute (COPY, statements sent at the libpq level) as
+    SQLAlchemy's ``DBAPIError`` subclasses, as every other database error reaches the CLI's error lines and the
+    worker's transient-error check. ``connection``: the psycopg connection, to report whether it was lost."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise sqlalchemy.exc.DBAPIError.instance(
+            statement,
+            None,
+            exc,
+            psycopg.Error,
+            hide_parameters=True,
+            connection_invalidated=bool(getattr(connection, "closed", False)),
+        ) from exc
 
 
 def normalize_url(url: str) -> str:

@@ -220,3 +220,37 @@ def test_worker_runs_the_queued_import_on_the_import_queue(store: sa.Engine, db_
     assert levels["SKU-1001"] == Decimal("14.0000") and levels["SKU-1007"] == Decimal("1234.5000")
     assert run["status"] == "succeeded" and inw == 1
     assert _import_jobs(store) == []
+
+
+def test_a_database_lost_during_the_staging_copy_is_one_line_and_applies_nothing(
+    store: sa.Engine, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: the connection dies while records stream through COPY (the server terminated it): the run ends
+    with the CLI's one database line, no traceback, and no product is created."""
+    if store.dialect.name != "postgresql":
+        pytest.skip("the staging COPY is PostgreSQL's")
+    from stockq.imports import runner as import_runner
+
+    (tmp_path / "feed.csv").write_text("sku;nazwa\n" + "".join(f"S{i};Produkt {i}\n" for i in range(5000)))
+    assert _cli(db_url, tmp_path, "imports", "add", "feed", "--source", "feed.csv", "--format", "csv").exit_code == 0
+    add_batch = import_runner._PostgresStagingImporter._add_batch
+    backend: list[int] = []
+
+    def connection_killed_after_the_first_batch(self: object, batch: object) -> None:
+        if not backend:  # before the first batch starts the COPY, which holds the connection until it ends
+            backend.append(self.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())  # type: ignore[attr-defined]
+        elif len(backend) == 1:
+            backend.append(0)
+            with sa.create_engine(db_url, poolclass=sa.pool.NullPool).connect() as other:
+                other.exec_driver_sql(f"SELECT pg_terminate_backend({int(backend[0])})")
+        add_batch(self, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(import_runner._PostgresStagingImporter, "_add_batch", connection_killed_after_the_first_batch)
+    result = _cli(db_url, tmp_path, "imports", "run", "feed")
+    lines = result.output.strip().splitlines()  # type: ignore[attr-defined]
+    assert result.exit_code == 1, result.output  # type: ignore[attr-defined]
+    assert "Traceback" not in result.output and len(lines) == 1, lines  # type: ignore[attr-defined]
+    assert "The database is unavailable: the connection is lost" in lines[0], lines
+    with store.begin() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM products").scalar_one() == 0
+        assert conn.execute(sa.select(models.import_runs.c.status)).scalars().all() == ["failed"]

@@ -23,7 +23,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from stockq import errors
+from stockq import db, errors
 from stockq.imports import models
 from stockq.imports.feeds import BadRecord, RawRecord, RecordBatch
 from stockq.imports.feeds.csv import detect_encoding, read_csv, read_csv_batches
@@ -288,6 +288,9 @@ _SKU_VALUE = rf"[^\s\x00-\x1f](?:[^\x00-\x1f]{{0,{MAX_SKU_LENGTH - 2}}}[^\s\x00-
 _EAN_VALUE = r"(?:[0-9]{8,14})?"
 
 
+_STAGING_COPY = "COPY stockq_import_raw (…) FROM STDIN (FREEZE)"
+
+
 def _column_pattern(value: str) -> re.Pattern[str]:
     return re.compile(rf"(?:{value})(?:\n(?:{value}))*")
 
@@ -335,6 +338,10 @@ class _PostgresStagingImporter(_Importer):
         self._copy = self._stack.enter_context(cursor.copy(f"COPY stockq_import_raw ({columns}) FROM STDIN (FREEZE)"))
 
     def add_batch(self, batch: RecordBatch) -> None:
+        with db.driver_errors(_STAGING_COPY):
+            self._add_batch(batch)
+
+    def _add_batch(self, batch: RecordBatch) -> None:
         if self._copy is None:
             self._start_copy(batch.fields)
         rows = batch.rows
@@ -412,7 +419,8 @@ class _PostgresStagingImporter(_Importer):
         raise NotImplementedError("the staging importer takes batches (add_batch)")
 
     def flush(self) -> None:
-        self._stack.close()  # ends the COPY (if a batch started it)
+        with db.driver_errors(_STAGING_COPY):
+            self._stack.close()  # ends the COPY (if a batch started it)
         conn = self.conn
         params = {"ws": PYTHON_WHITESPACE, "profile": self.profile.id}
         # One pass decides everything: the last record per SKU, its product (new, changed or not) and its price

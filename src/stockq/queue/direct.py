@@ -26,6 +26,8 @@ from psycopg import generators, pq
 from psycopg.adapt import PyFormat, Transformer
 from sqlalchemy.engine import Engine
 
+from stockq import db
+
 # Connections opened before a fork belong to the parent: a child must neither use nor close them (closing sends
 # the server a Terminate on the shared socket). They are kept here, unused, for the child's lifetime.
 _inherited: list[Any] = []
@@ -76,14 +78,12 @@ class DirectStatement:
         values = [params[name] if name in params else defaults[name] for name in self._order]
         with self._connection() as kept:
             conn = kept.conn
-            try:
+            with db.driver_errors(self._sql, conn):
                 dumped = kept.transformer.dump_sequence(values, self._formats)
                 conn.pgconn.send_query_prepared(_PREPARED_NAME, dumped)
                 result = conn.wait(generators.execute(conn.pgconn))[-1]
                 if result.status not in _SUCCESS:
                     raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
-            except psycopg.Error as exc:
-                raise self._translated(exc, conn) from exc
             return int(result.command_tuples or 0)
 
     def close(self) -> None:
@@ -93,11 +93,6 @@ class DirectStatement:
         if os.getpid() == self._pid:
             for kept in idle:
                 kept.conn.close()
-
-    def _translated(self, exc: psycopg.Error, conn: Any) -> sqlalchemy.exc.StatementError:
-        return sqlalchemy.exc.DBAPIError.instance(
-            self._sql, None, exc, psycopg.Error, hide_parameters=True, connection_invalidated=conn.closed
-        )
 
     @contextmanager
     def _connection(self) -> Iterator[_Kept]:
@@ -127,11 +122,12 @@ class DirectStatement:
         pooled.detach()
         conn.autocommit = True
         try:
-            conn.pgconn.send_prepare(_PREPARED_NAME, self._sql.encode(conn.info.encoding))
-            result = conn.wait(generators.execute(conn.pgconn))[-1]
-            if result.status != pq.ExecStatus.COMMAND_OK:
-                raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
-        except psycopg.Error as exc:
+            with db.driver_errors(self._sql, conn):
+                conn.pgconn.send_prepare(_PREPARED_NAME, self._sql.encode(conn.info.encoding))
+                result = conn.wait(generators.execute(conn.pgconn))[-1]
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+        except sqlalchemy.exc.DBAPIError:
             conn.close()
-            raise self._translated(exc, conn) from exc
+            raise
         return _Kept(conn)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
+from stockq import db
 from stockq.queue import payload as payloads
 from stockq.queue.direct import DirectStatement
 from stockq.queue.models import failed_jobs, jobs, queue_signals, queue_workers
@@ -105,7 +106,8 @@ def _copy_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> None:
     now = int(conn.execute(sa.select(epoch_now())).scalar_one())
     raw: Any = conn.connection.dbapi_connection
     columns = "uuid, queue, payload, attempts, exceptions, available_at, created_at"
-    with raw.cursor() as cursor, cursor.copy(f"COPY jobs ({columns}) FROM STDIN") as copy:
+    statement = f"COPY jobs ({columns}) FROM STDIN"
+    with db.driver_errors(statement, raw), raw.cursor() as cursor, cursor.copy(statement) as copy:
         for job in new_jobs:
             copy.write_row((job.uuid, job.queue, job.payload, 0, 0, now + job.delay, now))
 
