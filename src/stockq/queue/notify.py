@@ -15,7 +15,8 @@ CHANNEL = "stockq_jobs"
 
 
 class Notifier:
-    """Waits for the `stockq_jobs` notifications that the jobs table's trigger sends on insert and release."""
+    """Waits for the `stockq_jobs` notifications (payload: the queue) sent on every insert and release: by the
+    jobs table's triggers, or by a single dispatch's own INSERT statement (migration 0007)."""
 
     def __init__(self, url: URL) -> None:
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
