@@ -13,6 +13,16 @@ from pathlib import Path
 DATA = Path(__file__).parent / "data"
 
 
+def write_ceneo_offers(path: Path, count: int, *, between: str = "") -> None:
+    """A Ceneo feed of ``count`` offers of ~0.8 KB each (a long name and description), ``between`` after each."""
+    with path.open("w") as f:
+        f.write('<offers><group name="g">')
+        for i in range(count):
+            f.write(f'<o id="S{i}" price="1.00" stock="1"><name>{"n" * 200}</name><desc>{"d" * 500}</desc></o>')
+            f.write(between)
+        f.write("</group></offers>")
+
+
 @dataclass
 class Route:
     """What the test server answers on one path."""

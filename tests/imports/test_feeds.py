@@ -17,7 +17,7 @@ from stockq.imports.feeds.csv import MAX_FIELD_CHARS, detect_delimiter, detect_e
 from stockq.imports.feeds.presets import PRESETS
 from stockq.imports.feeds.xml import read_xml
 from stockq.imports.runner import parse_number
-from tests.imports.helpers import DATA
+from tests.imports.helpers import DATA, write_ceneo_offers
 
 CSV_MAP = {"sku": "sku", "ean": "ean", "name": "nazwa", "quantity": "ilosc", "price": "cena_brutto"}
 
@@ -237,11 +237,7 @@ def test_truncated_xml_fails_after_the_records_it_read() -> None:
 def test_iterparse_keeps_memory_flat(tmp_path: Path) -> None:
     """Records are cleared and previous siblings deleted: the tree never grows with the file."""
     path = tmp_path / "big.xml"
-    with path.open("w") as f:
-        f.write('<offers><group name="g">')
-        for i in range(30_000):
-            f.write(f'<o id="S{i}" price="1.00" stock="1"><name>{"n" * 200}</name><desc>{"d" * 500}</desc></o>')
-        f.write("</group></offers>")
+    write_ceneo_offers(path, 30_000)
     chosen = PRESETS["ceneo"]
     with path.open("rb") as fh:
         iterator = read_xml(fh, records=chosen.records, mapping=chosen.mapping)

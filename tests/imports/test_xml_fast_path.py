@@ -20,7 +20,7 @@ from stockq.imports.feeds import xml as feeds_xml
 from stockq.imports.feeds.presets import ATOM_NS, GOOGLE_NS, PRESETS
 from stockq.imports.feeds.xml import _streamable, read_xml, read_xml_batches
 from stockq.imports.feeds.xml_stream import MAX_STREAMED_TEXT
-from tests.imports.helpers import DATA
+from tests.imports.helpers import DATA, write_ceneo_offers
 
 NAMESPACES = {"g": GOOGLE_NS, "atom": ATOM_NS}
 MAPPINGS: dict[str, dict[str, str]] = {
@@ -120,6 +120,23 @@ def test_every_preset_and_the_generated_mappings_are_streamed_except_elementpath
     assert _streamable("name", {"": ATOM_NS}) is None  # a default namespace: ElementPath decides
 
 
+@pytest.mark.parametrize("name", sorted(MAPPINGS))
+def test_read_xml_batches_takes_the_streaming_reader_whenever_the_mapping_allows(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The differential tests above would pass if read_xml_batches never streamed: here the tree reader refuses to
+    run for a streamable mapping, and the streaming one for the other."""
+    data = b'<offers><o id="1"><name>A</name></o><item><title>B</title></item><product id="3"/></offers>'
+    streams = name != "unsupported"
+
+    def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError(f"{'tree' if streams else 'streaming'} reader used for {name}")
+
+    monkeypatch.setattr(feeds_xml, "_tree_chunks" if streams else "stream_records", refused)
+    rows = [row for batch in _fast(io.BytesIO(data), RECORDS[name], MAPPINGS[name], 10) for row in batch.rows]
+    assert rows, name
+
+
 @pytest.mark.parametrize("path", sorted(DATA.glob("*.xml")), ids=lambda path: path.name)
 @pytest.mark.parametrize("name", sorted(MAPPINGS))
 def test_data_files_read_the_same(path: Path, name: str) -> None:
@@ -208,11 +225,7 @@ def test_feeds_nested_too_deep_fail_the_same_way(depth: int, where: str) -> None
 
 def test_the_streamed_batches_keep_memory_flat(tmp_path: Path) -> None:
     path = tmp_path / "big.xml"
-    with path.open("w") as f:
-        f.write('<offers><group name="g">')
-        for i in range(20_000):
-            f.write(f'<o id="S{i}" price="1.00" stock="1"><name>{"n" * 200}</name><desc>{"d" * 500}</desc></o>\n')
-        f.write("</group></offers>")
+    write_ceneo_offers(path, 20_000, between="\n")
     chosen = PRESETS["ceneo"]
     tracemalloc.start()
     try:

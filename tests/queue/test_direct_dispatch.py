@@ -140,18 +140,24 @@ def test_a_single_dispatch_notifies_in_its_own_statement_and_the_trigger_still_c
         # COPY runs on the raw psycopg cursor; its errors are translated like every other (db.driver_errors).
         with pytest.raises(sqlalchemy.exc.DBAPIError, match="the insert trigger ran"):
             stockq.dispatch_many([Noop(tag=i) for i in range(60)], database_url=pg_url)  # COPY
+        # An insert in the caller's transaction goes through SQLAlchemy's pooled path, so the trigger runs.
         with pytest.raises(sqlalchemy.exc.DBAPIError, match="the insert trigger ran"):
-            api.repository(pg_url).push(api.new_job(Noop(tag=4)))
+            with db.get_engine(pg_url).begin() as conn:
+                stockq.dispatch(Noop(tag=4), conn=conn)
+        # The repository's own push (the CLI's `queue dispatch`) is the single dispatch: it notifies itself.
+        pushed = api.repository(pg_url).push(api.new_job(Noop(tag=5), queue="pushed"))
+        assert [note.payload for note in listener.notifies(timeout=1.0, stop_after=1)] == ["pushed"]
     finally:
         listener.close()
-    assert [row.uuid for row in _rows(pg_url)] == [single]
+    assert [row.uuid for row in _rows(pg_url)] == [single, pushed]
 
 
 def test_the_skip_setting_ends_with_the_single_dispatch_statement(pg_url: str) -> None:
     """The kept connection's next transaction, and any other statement in the session, is notified by the
     trigger again."""
     stockq.dispatch(Noop(tag=1), queue="first", database_url=pg_url)
-    (kept,) = api._single_inserts.values()
+    kept = api.repository(pg_url)._direct_insert
+    assert kept is not None
     with kept._connection() as held:
         session_setting = held.conn.execute("SELECT current_setting('stockq.insert_notified', true)").fetchone()
         listener = _listener(pg_url)

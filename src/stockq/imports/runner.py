@@ -288,7 +288,8 @@ _SKU_VALUE = rf"[^\s\x00-\x1f](?:[^\x00-\x1f]{{0,{MAX_SKU_LENGTH - 2}}}[^\s\x00-
 _EAN_VALUE = r"(?:[0-9]{8,14})?"
 
 
-_STAGING_COPY = "COPY stockq_import_raw (…) FROM STDIN (FREEZE)"
+# FREEZE: the table is new in this transaction, so its rows need no visibility hint bits written later.
+_STAGING_COPY = "COPY stockq_import_raw ({columns}) FROM STDIN (FREEZE)"
 
 
 def _column_pattern(value: str) -> re.Pattern[str]:
@@ -334,11 +335,10 @@ class _PostgresStagingImporter(_Importer):
         ]
         cursor = self._stack.enter_context(self.conn.connection.driver_connection.cursor())  # type: ignore[union-attr]
         columns = ", ".join(("line", *fields))
-        # FREEZE: the table is new in this transaction, so its rows need no visibility hint bits written later.
-        self._copy = self._stack.enter_context(cursor.copy(f"COPY stockq_import_raw ({columns}) FROM STDIN (FREEZE)"))
+        self._copy = self._stack.enter_context(cursor.copy(_STAGING_COPY.format(columns=columns)))
 
     def add_batch(self, batch: RecordBatch) -> None:
-        with db.driver_errors(_STAGING_COPY):
+        with db.driver_errors(_STAGING_COPY.format(columns="…")):
             self._add_batch(batch)
 
     def _add_batch(self, batch: RecordBatch) -> None:
@@ -419,7 +419,7 @@ class _PostgresStagingImporter(_Importer):
         raise NotImplementedError("the staging importer takes batches (add_batch)")
 
     def flush(self) -> None:
-        with db.driver_errors(_STAGING_COPY):
+        with db.driver_errors(_STAGING_COPY.format(columns="…")):
             self._stack.close()  # ends the COPY (if a batch started it)
         conn = self.conn
         params = {"ws": PYTHON_WHITESPACE, "profile": self.profile.id}

@@ -5,16 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, TypeVar
 
-import sqlalchemy as sa
 import sqlalchemy.exc
 from sqlalchemy.engine import Connection
 
 from stockq import db, errors, schema
-from stockq.queue.direct import DirectStatement
-from stockq.queue.models import jobs
-from stockq.queue.notify import CHANNEL
 from stockq.queue.repository import JobRepository, NewJob
-from stockq.queue.sql import epoch_now
 from stockq.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,18 +20,13 @@ T = TypeVar("T")
 
 _repositories: dict[str, JobRepository] = {}
 _by_settings: dict[tuple[str, int, str], JobRepository] = {}
-# PostgreSQL: the single-dispatch statement of each repository's database, on connections of its own.
-_single_inserts: dict[JobRepository, DirectStatement] = {}
 
 
 def _close_repositories() -> None:
     for repo in {*_repositories.values(), *_by_settings.values()}:
         repo.close()
-    for insert in _single_inserts.values():
-        insert.close()
     _repositories.clear()
     _by_settings.clear()
-    _single_inserts.clear()
 
 
 db.on_dispose(_close_repositories)
@@ -63,47 +53,6 @@ def repository(database_url: str | None = None, *, settings: Settings | None = N
     return repo
 
 
-def _single_insert_statement() -> sa.Insert:
-    """PostgreSQL's single dispatch: the row, and the notification that wakes idle workers, in one statement.
-
-    pg_notify and set_config sit in FROM, so each runs exactly once, before the row is inserted. The
-    transaction-local ``stockq.insert_notified = on`` tells the jobs table's statement trigger (migration 0007)
-    that this statement has notified already: it skips its PL/pgSQL function, ~45 µs of the ~300 µs a durable
-    single insert costs the server. The kept connection is in autocommit, so the setting ends with this statement
-    and every other insert is still notified by the trigger.
-    """
-    now = epoch_now()
-    queue = sa.bindparam("b_queue", type_=jobs.c.queue.type)
-    row = sa.select(
-        sa.bindparam("b_uuid", type_=jobs.c.uuid.type),
-        queue,
-        sa.bindparam("b_payload", type_=jobs.c.payload.type),
-        sa.literal_column("0"),
-        sa.literal_column("0"),
-        now + sa.bindparam("b_delay", type_=sa.BigInteger()),
-        now,
-    ).select_from(
-        sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), queue),
-        sa.func.set_config(sa.literal_column("'stockq.insert_notified'"), sa.literal_column("'on'"), sa.true()),
-    )
-    columns = ["uuid", "queue", "payload", "attempts", "exceptions", "available_at", "created_at"]
-    return sa.insert(jobs).from_select(columns, row)
-
-
-_SINGLE_INSERT = _single_insert_statement()
-
-
-def _push_one(database_url: str | None, item: NewJob) -> str:
-    repo = repository(database_url)
-    if not repo.is_postgresql:
-        return repo.push(item)
-    insert = _single_inserts.get(repo)
-    if insert is None:
-        insert = _single_inserts.setdefault(repo, DirectStatement(repo.engine, _SINGLE_INSERT))
-    insert.execute({"b_uuid": item.uuid, "b_queue": item.queue, "b_payload": item.payload, "b_delay": item.delay})
-    return item.uuid
-
-
 def new_job(job: Job, *, queue: str | None = None, delay: int = 0) -> NewJob:
     if delay < 0:
         raise errors.InvalidInput("The delay cannot be negative")
@@ -124,7 +73,7 @@ def dispatch(
     item = new_job(job, queue=queue, delay=delay)
     if conn is not None:
         return _repository_for(conn).push(item, conn=conn)
-    return _retry_once_if_disconnected(lambda: _push_one(database_url, item))
+    return _retry_once_if_disconnected(lambda: repository(database_url).push(item))
 
 
 def dispatch_many(

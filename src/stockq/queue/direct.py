@@ -79,11 +79,8 @@ class DirectStatement:
         with self._connection() as kept:
             conn = kept.conn
             with db.driver_errors(self._sql, conn):
-                dumped = kept.transformer.dump_sequence(values, self._formats)
-                conn.pgconn.send_query_prepared(_PREPARED_NAME, dumped)
-                result = conn.wait(generators.execute(conn.pgconn))[-1]
-                if result.status not in _SUCCESS:
-                    raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+                conn.pgconn.send_query_prepared(_PREPARED_NAME, kept.transformer.dump_sequence(values, self._formats))
+                result = _result(conn, _SUCCESS)
             return int(result.command_tuples or 0)
 
     def close(self) -> None:
@@ -124,10 +121,17 @@ class DirectStatement:
         try:
             with db.driver_errors(self._sql, conn):
                 conn.pgconn.send_prepare(_PREPARED_NAME, self._sql.encode(conn.info.encoding))
-                result = conn.wait(generators.execute(conn.pgconn))[-1]
-                if result.status != pq.ExecStatus.COMMAND_OK:
-                    raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+                _result(conn, (pq.ExecStatus.COMMAND_OK,))
         except sqlalchemy.exc.DBAPIError:
             conn.close()
             raise
         return _Kept(conn)
+
+
+def _result(conn: Any, ok: tuple[pq.ExecStatus, ...]) -> Any:
+    """The result of what was just sent on ``conn``, awaited through psycopg's wait loop; psycopg's error for any
+    other status than ``ok``."""
+    result = conn.wait(generators.execute(conn.pgconn))[-1]
+    if result.status not in ok:
+        raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+    return result

@@ -190,14 +190,19 @@ def _transaction_settings(conn: Connection, settings: dict[str, str]) -> Iterato
     """PostgreSQL: the given settings for the statements inside, local to the caller's transaction; the caller's
     values are set back afterwards. Not on an error: the transaction (or savepoint) is then aborted, and rolling it
     back undoes the local settings anyway."""
-    set_config = sa.text("SELECT set_config(:name, :value, true)")
-    current_setting = sa.text("SELECT current_setting(:name)")
-    previous = {name: str(conn.execute(current_setting, {"name": name}).scalar_one()) for name in settings}
-    for name, value in settings.items():
-        conn.execute(set_config, {"name": name, "value": value})
+    names, values = list(settings), list(settings.values())
+    # One round trip each way: read the caller's values and set ours (per row, current_setting is evaluated
+    # before set_config), then set the caller's back.
+    swap = sa.text(
+        "SELECT current_setting(name), set_config(name, value, true) "
+        "FROM unnest(CAST(:names AS text[]), CAST(:values AS text[])) WITH ORDINALITY AS s(name, value, n) ORDER BY n"
+    )
+    previous = [str(row[0]) for row in conn.execute(swap, {"names": names, "values": values})]
     yield
-    for name, value in previous.items():
-        conn.execute(set_config, {"name": name, "value": value})
+    restore = sa.text(
+        "SELECT set_config(name, value, true) FROM unnest(CAST(:names AS text[]), CAST(:values AS text[])) AS s(name, value)"
+    )
+    conn.execute(restore, {"names": names, "values": previous}).all()
 
 
 def _write_totals(conn: Connection, keys: list[tuple[int, int]], quantities: list[Decimal]) -> None:

@@ -218,9 +218,7 @@ def stream_records(binary: IO[bytes], plan: StreamPlan) -> Iterator[tuple[list[i
         values[:] = blank
         for slot, attr in record_attributes:
             value = attrib.get(attr)
-            if value is not None:
-                value = (value.replace("&#38;", "&") if "&" in value else value).strip()  # _attribute_value
-            values[slot] = value
+            values[slot] = None if value is None else _attribute_value(value)
         open_nodes.append(root)
 
     def end(tag: str) -> None:
