@@ -120,57 +120,54 @@ def _listener(url: str) -> psycopg.Connection[tuple[object, ...]]:
     return conn
 
 
-def test_a_single_dispatch_notifies_in_its_own_statement_and_the_trigger_still_covers_other_inserts(
-    pg_url: str,
-) -> None:
-    # The trigger's function now fails: a statement that runs it fails with it.
-    with db.get_engine(pg_url).begin() as conn:
-        conn.execute(
-            sa.text(
-                "CREATE OR REPLACE FUNCTION stockq_notify_inserted_jobs() RETURNS trigger LANGUAGE plpgsql AS $$"
-                " BEGIN RAISE EXCEPTION 'the insert trigger ran'; END $$"
-            )
-        )
+def test_every_insert_path_notifies_itself_and_the_jobs_table_has_no_insert_trigger(pg_url: str) -> None:
+    """Migration 0008: no insert trigger; each path that inserts jobs sends the notification, at commit only."""
+    with db.get_engine(pg_url).connect() as conn:
+        triggers = conn.execute(
+            sa.text("SELECT tgname FROM pg_trigger WHERE tgrelid = 'jobs'::regclass AND NOT tgisinternal")
+        ).scalars()
+        assert sorted(triggers) == ["jobs_notify"]  # releases (UPDATE OF available_at)
+    repo = api.repository(pg_url)
     listener = _listener(pg_url)
+
+    def heard() -> list[str]:
+        return sorted(str(note.payload) for note in listener.notifies(timeout=0.5))
+
     try:
-        single = stockq.dispatch(Noop(tag=1), queue="single", delay=5, database_url=pg_url)
-        assert [note.payload for note in listener.notifies(timeout=1.0, stop_after=1)] == ["single"]
-        with pytest.raises(sqlalchemy.exc.DBAPIError, match="the insert trigger ran"):
-            stockq.dispatch_many([Noop(tag=2), Noop(tag=3)], database_url=pg_url)
-        # COPY runs on the raw psycopg cursor; its errors are translated like every other (db.driver_errors).
-        with pytest.raises(sqlalchemy.exc.DBAPIError, match="the insert trigger ran"):
-            stockq.dispatch_many([Noop(tag=i) for i in range(60)], database_url=pg_url)  # COPY
-        # An insert in the caller's transaction goes through SQLAlchemy's pooled path, so the trigger runs.
-        with pytest.raises(sqlalchemy.exc.DBAPIError, match="the insert trigger ran"):
-            with db.get_engine(pg_url).begin() as conn:
-                stockq.dispatch(Noop(tag=4), conn=conn)
-        # The repository's own push (the CLI's `queue dispatch`) is the single dispatch: it notifies itself.
-        pushed = api.repository(pg_url).push(api.new_job(Noop(tag=5), queue="pushed"))
-        assert [note.payload for note in listener.notifies(timeout=1.0, stop_after=1)] == ["pushed"]
+        stockq.dispatch(Noop(tag=1), queue="single", delay=5, database_url=pg_url)
+        assert heard() == ["single"]
+        repo.push(api.new_job(Noop(tag=2), queue="pushed"))  # the CLI's `queue dispatch`
+        assert heard() == ["pushed"]
+        stockq.dispatch_many([Noop(tag=3), Noop(tag=4)], queue="small", database_url=pg_url)
+        stockq.dispatch_many([Noop(tag=i) for i in range(60)], queue="copied", database_url=pg_url)  # COPY
+        assert heard() == ["copied", "small"]
+        mixed = [api.new_job(Noop(tag=i), queue=f"mixed-{i % 2}") for i in range(60)]
+        repo.push_many(mixed)  # one COPY, two queues
+        assert heard() == ["mixed-0", "mixed-1"]
+        with db.get_engine(pg_url).begin() as conn:
+            stockq.dispatch(Noop(tag=5), queue="in-transaction", conn=conn)
+            stockq.dispatch_many([Noop(tag=i) for i in range(60)], queue="copied-in-transaction", conn=conn)
+            assert heard() == []  # nothing before the commit
+        assert heard() == ["copied-in-transaction", "in-transaction"]
+        with db.get_engine(pg_url).connect() as conn:
+            stockq.dispatch(Noop(tag=6), queue="rolled-back", conn=conn)
+            conn.rollback()
+        assert heard() == []
     finally:
         listener.close()
-    assert [row.uuid for row in _rows(pg_url)] == [single, pushed]
 
 
-def test_the_skip_setting_ends_with_the_single_dispatch_statement(pg_url: str) -> None:
-    """The kept connection's next transaction, and any other statement in the session, is notified by the
-    trigger again."""
-    stockq.dispatch(Noop(tag=1), queue="first", database_url=pg_url)
-    kept = api.repository(pg_url)._direct_insert
-    assert kept is not None
-    with kept._connection() as held:
-        session_setting = held.conn.execute("SELECT current_setting('stockq.insert_notified', true)").fetchone()
-        listener = _listener(pg_url)
-        try:
-            held.conn.execute(
-                "INSERT INTO jobs (uuid, queue, payload, available_at, created_at) VALUES (%s, 'plain', '{}', 0, 0)",
-                ("00000000-0000-4000-8000-000000000009",),
-            )
-            heard = [note.payload for note in listener.notifies(timeout=1.0, stop_after=1)]
-        finally:
-            listener.close()
-    assert session_setting in ((None,), ("",))
-    assert heard == ["plain"]
+def test_a_retried_job_is_announced_on_its_queue(pg_url: str) -> None:
+    repo = api.repository(pg_url)
+    uuid = stockq.dispatch(Noop(tag=1), queue="retried", database_url=pg_url)
+    (held,) = repo.reserve("retried", "w1", limit=1)
+    assert repo.fail(held.id, "w1", "RuntimeError: boom")
+    listener = _listener(pg_url)
+    try:
+        assert repo.retry(uuid) == "retried"
+        assert [note.payload for note in listener.notifies(timeout=1.0, stop_after=1)] == ["retried"]
+    finally:
+        listener.close()
 
 
 def test_a_text_parameter_with_a_nul_byte_is_refused_before_it_reaches_the_server(pg_url: str) -> None:

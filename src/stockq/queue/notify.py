@@ -16,7 +16,7 @@ CHANNEL = "stockq_jobs"
 
 class Notifier:
     """Waits for the `stockq_jobs` notifications (payload: the queue) sent on every insert and release: by the
-    jobs table's triggers, or by a single dispatch's own INSERT statement (migration 0007)."""
+    statements that insert jobs (migration 0008) and by the release trigger."""
 
     def __init__(self, url: URL) -> None:
         self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)

@@ -103,14 +103,23 @@ COPY_THRESHOLD = 50
 
 def _copy_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> None:
     """COPY the jobs into the table on the caller's connection (inside its transaction, if it has one). The
-    database clock is read once, so available_at/created_at stay on the database's time like every other write."""
-    now = int(conn.execute(sa.select(epoch_now())).scalar_one())
+    database clock is read once, so available_at/created_at stay on the database's time like every other write;
+    the same statement announces the queues (sent at commit)."""
+    now = _now_announcing(conn, {job.queue for job in new_jobs})
     raw: Any = conn.connection.dbapi_connection
     columns = "uuid, queue, payload, attempts, exceptions, available_at, created_at"
     statement = f"COPY jobs ({columns}) FROM STDIN"
     with db.driver_errors(statement, raw), raw.cursor() as cursor, cursor.copy(statement) as copy:
         for job in new_jobs:
             copy.write_row((job.uuid, job.queue, job.payload, 0, 0, now + job.delay, now))
+
+
+def _now_announcing(conn: Connection, queues: Iterable[str]) -> int:
+    """The database clock; on PostgreSQL the same statement notifies idle workers of ``queues`` (PostgreSQL sends
+    the notifications when the transaction commits, and none if it rolls back)."""
+    if conn.dialect.name != "postgresql":
+        return int(conn.execute(sa.select(epoch_now())).scalar_one())
+    return int(conn.execute(_NOW_ANNOUNCING, {"b_queues": sorted(queues)}).scalar_one())
 
 
 def _insert_params(job: NewJob) -> dict[str, Any]:
@@ -167,14 +176,10 @@ _INSERT_JOBS = sa.insert(jobs).values(
 
 
 def _push_one_statement() -> sa.Insert:
-    """PostgreSQL's single dispatch (run by ``DirectStatement``): the row, and the notification that wakes idle
-    workers, in one statement.
-
-    pg_notify and set_config sit in FROM, so each runs exactly once, before the row is inserted. The
-    transaction-local ``stockq.insert_notified = on`` tells the jobs table's statement trigger (migration 0007)
-    that this statement has notified already: it skips its PL/pgSQL function, ~45 µs of the ~300 µs a durable
-    single insert costs the server. The kept connection is in autocommit, so the setting ends with this statement
-    and every other insert is still notified by the trigger.
+    """PostgreSQL's insert of one job (the single dispatch runs it with ``DirectStatement``; small batches with
+    executemany): the row, and the notification that wakes idle workers, in one statement. pg_notify sits in FROM,
+    so it runs once per row; PostgreSQL folds a transaction's identical notifications into one. The jobs table has
+    no insert trigger (migration 0008): every path that inserts jobs notifies itself.
     """
     now = epoch_now()
     queue = sa.bindparam("b_queue", type_=jobs.c.queue.type)
@@ -186,15 +191,22 @@ def _push_one_statement() -> sa.Insert:
         sa.literal_column("0"),
         now + sa.bindparam("b_delay", type_=sa.BigInteger()),
         now,
-    ).select_from(
-        sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), queue),
-        sa.func.set_config(sa.literal_column("'stockq.insert_notified'"), sa.literal_column("'on'"), sa.true()),
-    )
+    ).select_from(sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), queue))
     columns = ["uuid", "queue", "payload", "attempts", "exceptions", "available_at", "created_at"]
     return sa.insert(jobs).from_select(columns, row)
 
 
 _PUSH_ONE_PG = _push_one_statement()
+_ANNOUNCED = (
+    sa.func.unnest(sa.bindparam("b_queues", type_=postgresql.ARRAY(sa.Text()))).table_valued("queue").render_derived()
+)
+# The database clock, and one notification per queue (the COPY batch's and the retry's announcement).
+_NOW_ANNOUNCING = sa.select(
+    epoch_now(),
+    sa.select(sa.func.count(sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), _ANNOUNCED.c.queue)))
+    .select_from(_ANNOUNCED)
+    .scalar_subquery(),
+)
 _RESERVE_PENDING = _reserve_statement(expired=False)
 _RESERVE_EXPIRED = _reserve_statement(expired=True)
 _DELETE_HELD = sa.delete(jobs).where(
@@ -271,7 +283,8 @@ class JobRepository:
         if self._postgresql and len(new_jobs) >= COPY_THRESHOLD:
             _copy_jobs(conn, new_jobs)
             return
-        conn.execute(_INSERT_JOBS, [_insert_params(job) for job in new_jobs])
+        statement = _PUSH_ONE_PG if self._postgresql else _INSERT_JOBS
+        conn.execute(statement, [_insert_params(job) for job in new_jobs])
 
     # ---- reservation and acknowledgement -------------------------------------------------------------------
 
@@ -468,7 +481,7 @@ class JobRepository:
             ).first()
             if row is None:
                 return None
-            now = int(conn.execute(sa.select(epoch_now())).scalar_one())
+            now = _now_announcing(conn, [row.queue])
             conn.execute(
                 sa.insert(jobs).values(
                     uuid=row.uuid,
