@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import stockq
 from stockq import db
 from stockq.queue import api
-from stockq.queue.repository import JobRepository
+from stockq.queue.repository import COPY_THRESHOLD, JobRepository
 from tests.support import testjobs
 from tests.support.testjobs import Noop, Record, SleepPython, Stuck
 
@@ -190,6 +191,14 @@ def test_idle_worker_on_postgresql_starts_a_new_job_within_milliseconds(
             wait_for(lambda n=i: len(testjobs.runs(pg_url)) == n + 1, timeout=10)
             latencies.append(testjobs.runs(pg_url)[-1].started - t0)
         assert max(latencies) < 1.0, latencies
+        # A small batch (one INSERT per job) and a COPY batch wake it too, once their rows are committed (the
+        # COPY takes long enough for a worker woken before its commit to find nothing).
+        for size in (3, 40 * COPY_THRESHOLD):
+            done = len(testjobs.runs(pg_url))
+            t0 = time.time()
+            stockq.dispatch_many([Record(key=f"b{size}-{i}") for i in range(size)])
+            wait_for(lambda n=done + size: len(testjobs.runs(pg_url)) == n, timeout=10)
+            assert testjobs.runs(pg_url)[done].started - t0 < 1.0, size
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=15) == 0

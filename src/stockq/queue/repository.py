@@ -103,23 +103,24 @@ COPY_THRESHOLD = 50
 
 def _copy_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> None:
     """COPY the jobs into the table on the caller's connection (inside its transaction, if it has one). The
-    database clock is read once, so available_at/created_at stay on the database's time like every other write;
-    the same statement announces the queues (sent at commit)."""
-    now = _now_announcing(conn, {job.queue for job in new_jobs})
+    database clock is read once, so available_at/created_at stay on the database's time like every other write.
+    The queues are announced after the COPY: on an autocommit connection each statement commits by itself, and a
+    worker woken before the rows are committed would find nothing and sleep until its next poll."""
+    now = int(conn.execute(sa.select(epoch_now())).scalar_one())
     raw: Any = conn.connection.dbapi_connection
     columns = "uuid, queue, payload, attempts, exceptions, available_at, created_at"
     statement = f"COPY jobs ({columns}) FROM STDIN"
     with db.driver_errors(statement, raw), raw.cursor() as cursor, cursor.copy(statement) as copy:
         for job in new_jobs:
             copy.write_row((job.uuid, job.queue, job.payload, 0, 0, now + job.delay, now))
+    _announce(conn, {job.queue for job in new_jobs})
 
 
-def _now_announcing(conn: Connection, queues: Iterable[str]) -> int:
-    """The database clock; on PostgreSQL the same statement notifies idle workers of ``queues`` (PostgreSQL sends
-    the notifications when the transaction commits, and none if it rolls back)."""
-    if conn.dialect.name != "postgresql":
-        return int(conn.execute(sa.select(epoch_now())).scalar_one())
-    return int(conn.execute(_NOW_ANNOUNCING, {"b_queues": sorted(queues)}).scalar_one())
+def _announce(conn: Connection, queues: Iterable[str]) -> None:
+    """PostgreSQL: wake idle workers of ``queues`` when the transaction commits (nothing is sent if it rolls
+    back). Run it after the rows are inserted: in autocommit it is a transaction of its own."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_ANNOUNCE, {"b_queues": sorted(queues)})
 
 
 def _insert_params(job: NewJob) -> dict[str, Any]:
@@ -200,13 +201,10 @@ _PUSH_ONE_PG = _push_one_statement()
 _ANNOUNCED = (
     sa.func.unnest(sa.bindparam("b_queues", type_=postgresql.ARRAY(sa.Text()))).table_valued("queue").render_derived()
 )
-# The database clock, and one notification per queue (the COPY batch's and the retry's announcement).
-_NOW_ANNOUNCING = sa.select(
-    epoch_now(),
-    sa.select(sa.func.count(sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), _ANNOUNCED.c.queue)))
-    .select_from(_ANNOUNCED)
-    .scalar_subquery(),
-)
+# One notification per queue (the COPY batch's and the retry's announcement).
+_ANNOUNCE = sa.select(
+    sa.func.count(sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), _ANNOUNCED.c.queue))
+).select_from(_ANNOUNCED)
 _RESERVE_PENDING = _reserve_statement(expired=False)
 _RESERVE_EXPIRED = _reserve_statement(expired=True)
 _DELETE_HELD = sa.delete(jobs).where(
@@ -481,7 +479,7 @@ class JobRepository:
             ).first()
             if row is None:
                 return None
-            now = _now_announcing(conn, [row.queue])
+            now = int(conn.execute(sa.select(epoch_now())).scalar_one())
             conn.execute(
                 sa.insert(jobs).values(
                     uuid=row.uuid,
@@ -493,6 +491,7 @@ class JobRepository:
                     created_at=now,
                 )
             )
+            _announce(conn, [row.queue])
             return str(row.queue)
 
     def forget(self, uuid: str) -> bool:
