@@ -319,6 +319,9 @@ class _PostgresStagingImporter(_Importer):
         self.fields: tuple[str, ...] = ()
         self.checks: list[tuple[int, re.Pattern[str]]] = []
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        # The staged statements' cost estimates pass jit_above_cost, and compiling their expressions costs more than
+        # it saves: the CTAS of a 1,000,000-row re-import took 3.27 s with JIT, 2.98 s without.
+        conn.exec_driver_sql("SET LOCAL jit = off")
         conn.exec_driver_sql(
             "CREATE TEMPORARY TABLE stockq_import_raw (line bigint NOT NULL, sku text, ean text, name text, "
             "unit text, price text, quantity text) ON COMMIT DROP"
