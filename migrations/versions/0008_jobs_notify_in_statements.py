@@ -3,9 +3,8 @@
 Since 0007 a single dispatch notified in its INSERT and set a transaction-local setting for the statement
 trigger's WHEN to skip on. Skipped, the trigger still cost a durable single insert ~19 µs of server time (the
 transition table is captured whatever the WHEN says, and the setting is saved and restored): about a tenth of
-the dispatch. Every path that inserts jobs now sends ``pg_notify('stockq_jobs', queue)`` itself, in a statement
-it runs anyway: the single dispatch and small batches in the INSERT, COPY batches and retries in the statement
-that reads the database clock. Rows inserted into jobs by other means (plain SQL, another program) are not
+the dispatch. Every path that inserts jobs now sends ``pg_notify('stockq_jobs', queue)`` itself: the single
+dispatch, small batches and retries in their INSERT, COPY batches in one statement after the COPY. Rows inserted into jobs by other means (plain SQL, another program) are not
 announced: idle workers find them at their next poll (``--sleep``, 3 s by default), as Laravel's always do.
 Releases keep their row trigger (0006).
 

@@ -94,12 +94,17 @@ def test_disposing_the_engines_closes_the_kept_connections(pg_url: str) -> None:
     assert _kept_backends(pg_url) == []
 
 
-def test_inserts_and_releases_notify_listeners_once_per_queue(pg_url: str) -> None:
-    listener = psycopg.connect(
-        sa.engine.make_url(pg_url).set(drivername="postgresql").render_as_string(False), autocommit=True
+def _listener(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    conn = psycopg.connect(
+        sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False), autocommit=True
     )
+    conn.execute("LISTEN stockq_jobs")
+    return conn
+
+
+def test_inserts_and_releases_notify_listeners_once_per_queue(pg_url: str) -> None:
+    listener = _listener(pg_url)
     try:
-        listener.execute("LISTEN stockq_jobs")
         stockq.dispatch_many([Noop(tag=i) for i in range(60)], queue="import", database_url=pg_url)  # COPY
         stockq.dispatch_many([Noop(tag=i) for i in range(3)], queue="default", database_url=pg_url)
         stockq.dispatch(Noop(tag=1), queue="integrations", database_url=pg_url)
@@ -110,14 +115,6 @@ def test_inserts_and_releases_notify_listeners_once_per_queue(pg_url: str) -> No
     finally:
         listener.close()
     assert heard == ["import", "default", "integrations", "default"]
-
-
-def _listener(url: str) -> psycopg.Connection[tuple[object, ...]]:
-    conn = psycopg.connect(
-        sa.engine.make_url(url).set(drivername="postgresql").render_as_string(False), autocommit=True
-    )
-    conn.execute("LISTEN stockq_jobs")
-    return conn
 
 
 def test_every_insert_path_notifies_itself_and_the_jobs_table_has_no_insert_trigger(pg_url: str) -> None:

@@ -290,6 +290,7 @@ _EAN_VALUE = r"(?:[0-9]{8,14})?"
 
 # FREEZE: the table is new in this transaction, so its rows need no visibility hint bits written later.
 _STAGING_COPY = "COPY stockq_import_raw ({columns}) FROM STDIN (FREEZE)"
+_STAGING_COPY_ANY = _STAGING_COPY.format(columns="…")  # the statement its errors name (the columns vary)
 
 
 def _column_pattern(value: str) -> re.Pattern[str]:
@@ -318,10 +319,10 @@ class _PostgresStagingImporter(_Importer):
         self.plain_values = {"sku": _SKU_VALUE, "ean": _EAN_VALUE, "price": number, "quantity": number}
         self.fields: tuple[str, ...] = ()
         self.checks: list[tuple[int, re.Pattern[str]]] = []
-        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
-        # The staged statements' cost estimates pass jit_above_cost, and compiling their expressions costs more than
-        # it saves: the CTAS of a 1,000,000-row re-import took 3.27 s with JIT, 2.98 s without.
-        conn.exec_driver_sql("SET LOCAL jit = off")
+        # For this run's transaction: sorts of a million staged rows in memory; and no JIT, since the staged
+        # statements' cost estimates pass jit_above_cost and compiling their expressions costs more than it saves
+        # (the CTAS of a 1,000,000-row re-import took 3.27 s with JIT, 2.98 s without).
+        conn.exec_driver_sql("SELECT set_config('work_mem', '256MB', true), set_config('jit', 'off', true)")
         conn.exec_driver_sql(
             "CREATE TEMPORARY TABLE stockq_import_raw (line bigint NOT NULL, sku text, ean text, name text, "
             "unit text, price text, quantity text) ON COMMIT DROP"
@@ -341,7 +342,7 @@ class _PostgresStagingImporter(_Importer):
         self._copy = self._stack.enter_context(cursor.copy(_STAGING_COPY.format(columns=columns)))
 
     def add_batch(self, batch: RecordBatch) -> None:
-        with db.driver_errors(_STAGING_COPY.format(columns="…")):
+        with db.driver_errors(_STAGING_COPY_ANY):
             self._add_batch(batch)
 
     def _add_batch(self, batch: RecordBatch) -> None:
@@ -422,7 +423,7 @@ class _PostgresStagingImporter(_Importer):
         raise NotImplementedError("the staging importer takes batches (add_batch)")
 
     def flush(self) -> None:
-        with db.driver_errors(_STAGING_COPY.format(columns="…")):
+        with db.driver_errors(_STAGING_COPY_ANY):
             self._stack.close()  # ends the COPY (if a batch started it)
         conn = self.conn
         params = {"ws": PYTHON_WHITESPACE, "profile": self.profile.id}

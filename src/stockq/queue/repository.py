@@ -104,23 +104,14 @@ COPY_THRESHOLD = 50
 def _copy_jobs(conn: Connection, new_jobs: Sequence[NewJob]) -> None:
     """COPY the jobs into the table on the caller's connection (inside its transaction, if it has one). The
     database clock is read once, so available_at/created_at stay on the database's time like every other write.
-    The queues are announced after the COPY: on an autocommit connection each statement commits by itself, and a
-    worker woken before the rows are committed would find nothing and sleep until its next poll."""
+    The queues are announced after the COPY (``_ANNOUNCE``)."""
     now = int(conn.execute(sa.select(epoch_now())).scalar_one())
     raw: Any = conn.connection.dbapi_connection
-    columns = "uuid, queue, payload, attempts, exceptions, available_at, created_at"
-    statement = f"COPY jobs ({columns}) FROM STDIN"
+    statement = f"COPY jobs ({', '.join(_JOB_COLUMNS)}) FROM STDIN"
     with db.driver_errors(statement, raw), raw.cursor() as cursor, cursor.copy(statement) as copy:
         for job in new_jobs:
             copy.write_row((job.uuid, job.queue, job.payload, 0, 0, now + job.delay, now))
-    _announce(conn, {job.queue for job in new_jobs})
-
-
-def _announce(conn: Connection, queues: Iterable[str]) -> None:
-    """PostgreSQL: wake idle workers of ``queues`` when the transaction commits (nothing is sent if it rolls
-    back). Run it after the rows are inserted: in autocommit it is a transaction of its own."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(_ANNOUNCE, {"b_queues": sorted(queues)})
+    conn.execute(_ANNOUNCE, {"b_queues": sorted({job.queue for job in new_jobs})})
 
 
 def _insert_params(job: NewJob) -> dict[str, Any]:
@@ -165,22 +156,16 @@ def _reserve_statement(*, expired: bool) -> sa.Update:
 
 
 # Statements are built once: SQLAlchemy then reuses their compiled form from its cache on every execution.
-_INSERT_JOBS = sa.insert(jobs).values(
-    uuid=sa.bindparam("b_uuid"),
-    queue=sa.bindparam("b_queue"),
-    payload=sa.bindparam("b_payload"),
-    attempts=0,
-    exceptions=0,
-    available_at=epoch_now() + sa.bindparam("b_delay", type_=sa.BigInteger()),
-    created_at=epoch_now(),
-)
+_JOB_COLUMNS = ("uuid", "queue", "payload", "attempts", "exceptions", "available_at", "created_at")
 
 
-def _push_one_statement() -> sa.Insert:
-    """PostgreSQL's insert of one job (the single dispatch runs it with ``DirectStatement``; small batches with
-    executemany): the row, and the notification that wakes idle workers, in one statement. pg_notify sits in FROM,
-    so it runs once per row; PostgreSQL folds a transaction's identical notifications into one. The jobs table has
-    no insert trigger (migration 0008): every path that inserts jobs notifies itself.
+def _insert_job_statement(*, notify: bool) -> sa.Insert:
+    """The insert of one job from its bind parameters (executemany for a batch), on the database's clock.
+
+    ``notify`` (PostgreSQL): the notification that wakes idle workers is sent by the same statement; pg_notify sits
+    in FROM, so it runs once per row, and PostgreSQL folds a transaction's identical notifications into one. The
+    jobs table has no insert trigger (migration 0008): every path that inserts jobs notifies itself. The single
+    dispatch runs the notifying statement with ``DirectStatement``.
     """
     now = epoch_now()
     queue = sa.bindparam("b_queue", type_=jobs.c.queue.type)
@@ -192,16 +177,19 @@ def _push_one_statement() -> sa.Insert:
         sa.literal_column("0"),
         now + sa.bindparam("b_delay", type_=sa.BigInteger()),
         now,
-    ).select_from(sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), queue))
-    columns = ["uuid", "queue", "payload", "attempts", "exceptions", "available_at", "created_at"]
-    return sa.insert(jobs).from_select(columns, row)
+    )
+    if notify:
+        row = row.select_from(sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), queue))
+    return sa.insert(jobs).from_select(list(_JOB_COLUMNS), row)
 
 
-_PUSH_ONE_PG = _push_one_statement()
+_INSERT_JOB = _insert_job_statement(notify=False)
+_INSERT_JOB_NOTIFYING = _insert_job_statement(notify=True)
 _ANNOUNCED = (
     sa.func.unnest(sa.bindparam("b_queues", type_=postgresql.ARRAY(sa.Text()))).table_valued("queue").render_derived()
 )
-# One notification per queue (the COPY batch's and the retry's announcement).
+# One notification per queue: a COPY batch's, sent after the COPY (on an autocommit connection each statement
+# commits by itself, and a worker woken before the rows are committed would find nothing).
 _ANNOUNCE = sa.select(
     sa.func.count(sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), _ANNOUNCED.c.queue))
 ).select_from(_ANNOUNCED)
@@ -236,7 +224,7 @@ class JobRepository:
         # On PostgreSQL a single statement is its own transaction: autocommit saves the BEGIN and COMMIT round
         # trips. SQLite keeps explicit IMMEDIATE transactions (see stockq.db).
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT") if self._postgresql else None
-        self._direct_insert = DirectStatement(engine, _PUSH_ONE_PG) if self._postgresql else None
+        self._direct_insert = DirectStatement(engine, _INSERT_JOB_NOTIFYING) if self._postgresql else None
 
     @property
     def is_postgresql(self) -> bool:
@@ -281,7 +269,7 @@ class JobRepository:
         if self._postgresql and len(new_jobs) >= COPY_THRESHOLD:
             _copy_jobs(conn, new_jobs)
             return
-        statement = _PUSH_ONE_PG if self._postgresql else _INSERT_JOBS
+        statement = _INSERT_JOB_NOTIFYING if self._postgresql else _INSERT_JOB
         conn.execute(statement, [_insert_params(job) for job in new_jobs])
 
     # ---- reservation and acknowledgement -------------------------------------------------------------------
@@ -480,18 +468,8 @@ class JobRepository:
             if row is None:
                 return None
             now = int(conn.execute(sa.select(epoch_now())).scalar_one())
-            conn.execute(
-                sa.insert(jobs).values(
-                    uuid=row.uuid,
-                    queue=row.queue,
-                    payload=_refresh_retry_until(row.payload, now),
-                    attempts=0,
-                    exceptions=0,
-                    available_at=now,
-                    created_at=now,
-                )
-            )
-            _announce(conn, [row.queue])
+            payload = _refresh_retry_until(row.payload, now)
+            self._insert(conn, [NewJob(uuid=row.uuid, queue=row.queue, payload=payload)])
             return str(row.queue)
 
     def forget(self, uuid: str) -> bool:
